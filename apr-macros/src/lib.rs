@@ -1,0 +1,1 @@
+//! The `#[apr_lambda]` attribute. TODO: being written.

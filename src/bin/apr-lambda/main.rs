@@ -1,0 +1,2 @@
+//! The `apr-lambda` command-line tool. TODO: being written.
+fn main() {}
