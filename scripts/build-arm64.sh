@@ -12,5 +12,5 @@ out="$CARGO_TARGET_DIR/lambda/$example"
 # The zip build reuses the binary and leaves it beside the zip.
 cargo lambda build --release --arm64 --compiler cargo --example "$example"
 cargo lambda build --release --arm64 --compiler cargo --example "$example" --output-format zip
-file "$out/bootstrap"
+od -An -c -N4 "$out/bootstrap" | grep -q "E   L   F" && echo "aarch64 ELF: $out/bootstrap"
 ls -l "$out/bootstrap" "$out/bootstrap.zip"

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: lint, x86_64 tests (unit, property,
+# fixtures, trybuild, end-to-end against a local Runtime API), the same
+# runtime tests on aarch64 under qemu with the NEON kernels, and the Graviton
+# `bootstrap` built by `cargo lambda build --arm64` answering real events
+# under qemu. Installs what it needs first (Debian packages and cargo-lambda).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "setup: Debian aarch64 toolchain, qemu, cargo-lambda"
+bash scripts/setup-arm64.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "x86_64: cargo test --workspace --all-features"
+cargo test --workspace --all-features
+
+step "x86_64: apr-runtime without default features (no Lambda, no v1)"
+cargo test -p apr-runtime --no-default-features --lib
+
+step "aarch64 under qemu (QEMU_CPU=neoverse-n1): kernels, models, handler"
+(
+  . scripts/arm64-env.sh
+  cargo test -p apr-runtime --all-features --target aarch64-unknown-linux-gnu --lib --tests
+)
+
+step "arm64 Lambda: cargo lambda build --release --arm64, then serve real events under qemu"
+bash scripts/build-arm64.sh iris
+APR_E2E_BOOTSTRAP="$PWD/target/debian/lambda/iris/bootstrap" \
+APR_E2E_RUNNER=qemu-aarch64-static \
+  cargo test --all-features --test e2e -- --nocapture external_bootstrap
+
+step "all green"
