@@ -1,1 +1,265 @@
-//! TODO(kernels): being written.
+//! The arithmetic behind every model: dot products, matrix–vector and
+//! matrix–matrix products, squared distances and in-place activations.
+//!
+//! Dispatch works like `memchr`: each instruction set has one table of plain
+//! function pointers ([`Kernels`]), and the best table this CPU can run is
+//! chosen once, on first use, and cached ([`active`]). Model code calls the
+//! table and never names an instruction set.
+//!
+//! | table | where | chosen when |
+//! |---|---|---|
+//! | `"scalar"` | everywhere | nothing better is available; the reference every other table is tested against |
+//! | `"avx2+fma"` | x86_64 | `is_x86_feature_detected!` reports both `avx2` and `fma` |
+//! | `"neon"` | aarch64 | always (NEON is part of the aarch64 baseline) |
+//!
+//! Every kernel checks that its slice lengths agree and panics with a message
+//! naming the mismatch when they do not: a mismatch is a bug in the caller
+//! (models validate every shape when they load). The SIMD code performs the
+//! same checks before it touches memory through a pointer, so it stays sound
+//! for any input.
+//!
+//! ```
+//! use apr_runtime::kernels;
+//!
+//! let k = kernels::active();
+//! let w = [1.0, 2.0, 3.0, 4.0]; // 2 x 2, row-major
+//! let mut y = [0.0; 2];
+//! (k.gemv)(&w, &[1.0, 1.0], Some(&[0.5, -0.5]), &mut y);
+//! assert_eq!(y, [3.5, 6.5]);
+//! (k.softmax)(&mut y);
+//! assert!((y[0] + y[1] - 1.0).abs() < 1e-6);
+//! ```
+#![allow(unsafe_code)]
+
+use std::sync::OnceLock;
+
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+
+/// One complete set of kernels for one instruction set, as plain function
+/// pointers.
+///
+/// Obtain a table with [`active`] (the fastest this CPU runs), [`scalar`] (the
+/// reference) or [`available`] (all of them); call a kernel as
+/// `(table.gemv)(w, x, bias, y)`.
+///
+/// Shapes: matrices are row-major `f32` slices. Every kernel panics when the
+/// lengths of its arguments disagree with each other.
+#[derive(Debug, Clone, Copy)]
+pub struct Kernels {
+    /// The instruction set: `"scalar"`, `"avx2+fma"` or `"neon"`.
+    pub name: &'static str,
+    /// `a · b`. Panics unless `a.len() == b.len()`.
+    pub dot: fn(a: &[f32], b: &[f32]) -> f32,
+    /// `y = W x + b`, where `W` is `y.len() × x.len()` row-major and `b`, when
+    /// given, has `y.len()` entries.
+    pub gemv: GemvFn,
+    /// `Y = X Wᵀ + b` for many rows at once: `X` is `rows × n_in`, `W` is
+    /// `n_out × n_in` (the same layout as [`Kernels::gemv`]), `Y` is
+    /// `rows × n_out` and `b`, when given, has `n_out` entries added to every
+    /// row. `rows` is `y.len() / n_out`.
+    pub gemm: GemmFn,
+    /// `out[k] = |c_k − x|²`, where the centroids are `out.len() × x.len()`
+    /// row-major.
+    pub sq_dists: fn(centroids: &[f32], x: &[f32], out: &mut [f32]),
+    /// In place: `max(v, 0)`.
+    pub relu: fn(v: &mut [f32]),
+    /// In place: `1 / (1 + e^−v)`.
+    pub sigmoid: fn(v: &mut [f32]),
+    /// In place: `tanh(v)`.
+    pub tanh: fn(v: &mut [f32]),
+    /// In place: GELU, tanh approximation (as aprender computes it):
+    /// `0.5 v (1 + tanh(√(2/π) (v + 0.044715 v³)))`.
+    pub gelu: fn(v: &mut [f32]),
+    /// In place: `v` where `v ≥ 0`, `alpha · v` otherwise.
+    pub leaky_relu: fn(v: &mut [f32], alpha: f32),
+    /// In place: softmax of one row, `e^(v − max) / Σ e^(v − max)`.
+    pub softmax: fn(v: &mut [f32]),
+}
+
+/// The signature of [`Kernels::gemv`]: `(w, x, bias, y)`.
+pub type GemvFn = fn(w: &[f32], x: &[f32], bias: Option<&[f32]>, y: &mut [f32]);
+
+/// The signature of [`Kernels::gemm`]: `(w, x, bias, y, n_in, n_out)`.
+pub type GemmFn =
+    fn(w: &[f32], x: &[f32], bias: Option<&[f32]>, y: &mut [f32], n_in: usize, n_out: usize);
+
+/// `√(2/π)`, the scale inside the GELU tanh approximation.
+pub(crate) const GELU_SQRT_2_OVER_PI: f32 = 0.797_884_6;
+/// The cubic coefficient inside the GELU tanh approximation.
+pub(crate) const GELU_CUBIC: f32 = 0.044_715;
+
+/// The fastest table this CPU can run, chosen on the first call and cached
+/// for the life of the process.
+pub fn active() -> &'static Kernels {
+    static ACTIVE: OnceLock<&'static Kernels> = OnceLock::new();
+    ACTIVE.get_or_init(|| available().last().copied().unwrap_or(&scalar::TABLE))
+}
+
+/// The portable scalar reference table.
+pub fn scalar() -> &'static Kernels {
+    &scalar::TABLE
+}
+
+/// Every table this CPU can run, slowest first: the scalar reference, then
+/// each SIMD table whose instructions the CPU supports. Tests iterate it.
+pub fn available() -> Vec<&'static Kernels> {
+    let mut tables = vec![&scalar::TABLE];
+    #[cfg(target_arch = "x86_64")]
+    tables.extend(x86_64::avx2::table());
+    #[cfg(target_arch = "aarch64")]
+    tables.extend(aarch64::neon::table());
+    tables
+}
+
+/// The name of the [`active`] table: `"scalar"`, `"avx2+fma"` or `"neon"`.
+pub fn kernel_name() -> &'static str {
+    active().name
+}
+
+/// Whether this is an aarch64 build running the NEON kernels (Graviton).
+pub fn is_arm64_optimized() -> bool {
+    cfg!(target_arch = "aarch64") && has_neon_simd()
+}
+
+/// Whether the NEON table is the active one.
+pub fn has_neon_simd() -> bool {
+    active().name == "neon"
+}
+
+fn shape_product(rows: usize, cols: usize, what: &str) -> usize {
+    rows.checked_mul(cols)
+        .unwrap_or_else(|| panic!("{what}: {rows} x {cols} overflows usize"))
+}
+
+/// Panics unless `a` and `b` have the same length.
+pub(crate) fn assert_dot_shapes(a: &[f32], b: &[f32]) {
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "dot: the two vectors differ in length ({} vs {})",
+        a.len(),
+        b.len()
+    );
+}
+
+/// Panics unless `W` is `y.len() × x.len()` and the bias (if any) has
+/// `y.len()` entries.
+pub(crate) fn assert_gemv_shapes(w: &[f32], x: &[f32], bias: Option<&[f32]>, y: &[f32]) {
+    let expected = shape_product(y.len(), x.len(), "gemv");
+    assert_eq!(
+        w.len(),
+        expected,
+        "gemv: W has {} values, expected {} x {} = {expected}",
+        w.len(),
+        y.len(),
+        x.len()
+    );
+    if let Some(b) = bias {
+        assert_eq!(
+            b.len(),
+            y.len(),
+            "gemv: the bias has {} values, expected {}",
+            b.len(),
+            y.len()
+        );
+    }
+}
+
+/// Panics unless the gemm shapes agree; returns the number of rows.
+pub(crate) fn assert_gemm_shapes(
+    w: &[f32],
+    x: &[f32],
+    bias: Option<&[f32]>,
+    y: &[f32],
+    n_in: usize,
+    n_out: usize,
+) -> usize {
+    let w_expected = shape_product(n_out, n_in, "gemm");
+    assert_eq!(
+        w.len(),
+        w_expected,
+        "gemm: W has {} values, expected {n_out} x {n_in} = {w_expected}",
+        w.len()
+    );
+    if let Some(b) = bias {
+        assert_eq!(
+            b.len(),
+            n_out,
+            "gemm: the bias has {} values, expected {n_out}",
+            b.len()
+        );
+    }
+    let rows = if n_out == 0 {
+        assert!(
+            y.is_empty(),
+            "gemm: Y has {} values but n_out is 0",
+            y.len()
+        );
+        0
+    } else {
+        assert!(
+            y.len() % n_out == 0,
+            "gemm: Y has {} values, not a multiple of n_out = {n_out}",
+            y.len()
+        );
+        y.len() / n_out
+    };
+    if n_out != 0 {
+        let x_expected = shape_product(rows, n_in, "gemm");
+        assert_eq!(
+            x.len(),
+            x_expected,
+            "gemm: X has {} values, expected {rows} rows x {n_in} = {x_expected}",
+            x.len()
+        );
+    }
+    rows
+}
+
+/// Panics unless the centroids are `out.len() × x.len()`.
+pub(crate) fn assert_sq_dists_shapes(centroids: &[f32], x: &[f32], out: &[f32]) {
+    let expected = shape_product(out.len(), x.len(), "sq_dists");
+    assert_eq!(
+        centroids.len(),
+        expected,
+        "sq_dists: the centroids have {} values, expected {} x {} = {expected}",
+        centroids.len(),
+        out.len(),
+        x.len()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalar_is_always_available_and_first() {
+        let tables = available();
+        assert_eq!(tables.first().map(|t| t.name), Some("scalar"));
+        assert_eq!(scalar().name, "scalar");
+    }
+
+    #[test]
+    fn active_is_the_last_available_table() {
+        assert_eq!(available().last().map(|t| t.name), Some(kernel_name()));
+    }
+
+    #[test]
+    #[should_panic(expected = "gemv: W has 3 values")]
+    fn gemv_rejects_a_mismatched_matrix() {
+        let mut y = [0.0; 2];
+        (active().gemv)(&[1.0; 3], &[1.0; 2], None, &mut y);
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm: X has 3 values")]
+    fn gemm_rejects_a_mismatched_input() {
+        let mut y = [0.0; 4];
+        (active().gemm)(&[1.0; 4], &[1.0; 3], None, &mut y, 2, 2);
+    }
+}

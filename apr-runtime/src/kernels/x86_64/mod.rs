@@ -1,0 +1,3 @@
+//! Kernels for x86_64.
+
+pub(super) mod avx2;
