@@ -1,0 +1,79 @@
+//! K-means: the nearest centroid by squared Euclidean distance.
+
+use std::borrow::Cow;
+
+use super::output::{argmin, sized, BatchOutput, BatchProbabilities, Output, Scratch};
+use super::source::{f32_values, shape_mismatch, TensorSource};
+use super::ModelError;
+use crate::kernels::Kernels;
+
+/// `centroids` `[k, d]`; the scalar bookkeeping tensors aprender stores next
+/// to them (`n_clusters`, `inertia`, `max_iter`, ...) are ignored.
+pub(super) struct KMeans<'a> {
+    pub(super) centroids: Cow<'a, [f32]>,
+    pub(super) k: usize,
+    pub(super) d: usize,
+}
+
+impl<'a> KMeans<'a> {
+    pub(super) fn load(src: &TensorSource<'_, 'a>) -> Result<Self, ModelError> {
+        let tensor = src.require("centroids")?;
+        let (k, d) = match *tensor.shape() {
+            [k, d] if k > 0 && d > 0 => (k, d),
+            _ => {
+                return Err(shape_mismatch(
+                    &tensor,
+                    "[k, d] (k centroids of d features, both at least 1)",
+                ))
+            }
+        };
+        Ok(Self {
+            centroids: f32_values(&tensor)?,
+            k,
+            d,
+        })
+    }
+
+    /// Squared distances into `dists` (`k` values); returns the nearest
+    /// centroid, ties to the lowest index.
+    fn assign(&self, kernels: &Kernels, row: &[f32], dists: &mut [f32]) -> usize {
+        (kernels.sq_dists)(&self.centroids, row, dists);
+        argmin(dists)
+    }
+
+    pub(super) fn predict<'s>(
+        &self,
+        kernels: &Kernels,
+        row: &[f32],
+        scratch: &'s mut Scratch,
+    ) -> Output<'s> {
+        let dists = sized(&mut scratch.primary, self.k);
+        let class = self.assign(kernels, row, dists);
+        Output {
+            class: Some(class),
+            outputs: dists,
+            probabilities: None,
+        }
+    }
+
+    pub(super) fn predict_batch(
+        &self,
+        kernels: &Kernels,
+        rows: &[f32],
+        n_rows: usize,
+    ) -> BatchOutput {
+        let mut outputs = vec![0.0; n_rows.saturating_mul(self.k)];
+        let classes = rows
+            .chunks_exact(self.d)
+            .zip(outputs.chunks_exact_mut(self.k))
+            .map(|(row, dists)| self.assign(kernels, row, dists))
+            .collect();
+        BatchOutput {
+            n_rows,
+            n_outputs: self.k,
+            outputs,
+            probabilities: BatchProbabilities::None,
+            classes: Some(classes),
+        }
+    }
+}

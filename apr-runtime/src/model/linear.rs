@@ -1,0 +1,242 @@
+//! Affine maps (`y = W x + b`): linear regression, logistic regression
+//! (binary and multinomial), and every `Linear` layer of a network.
+
+use std::borrow::Cow;
+
+use super::output::{argmax, sized, BatchOutput, BatchProbabilities, Output, Scratch};
+use super::source::{f32_values, is_scalar, shape_mismatch, vector_len, TensorSource};
+use super::ModelError;
+use crate::kernels::Kernels;
+
+/// `y = W x + b` with `W` row-major `n_out × n_in`, borrowed from the file
+/// when it is stored as aligned F32.
+pub(super) struct Dense<'a> {
+    pub(super) weight: Cow<'a, [f32]>,
+    pub(super) bias: Option<Cow<'a, [f32]>>,
+    pub(super) n_in: usize,
+    pub(super) n_out: usize,
+}
+
+impl<'a> Dense<'a> {
+    /// One row: `y` must hold `n_out` values, `x` `n_in`.
+    pub(super) fn forward_row(&self, k: &Kernels, x: &[f32], y: &mut [f32]) {
+        (k.gemv)(&self.weight, x, self.bias.as_deref(), y);
+    }
+
+    /// Many rows: `x` is `rows × n_in`, `y` `rows × n_out`.
+    pub(super) fn forward_rows(&self, k: &Kernels, x: &[f32], y: &mut [f32]) {
+        (k.gemm)(
+            &self.weight,
+            x,
+            self.bias.as_deref(),
+            y,
+            self.n_in,
+            self.n_out,
+        );
+    }
+
+    /// The weight and bias buffers, for storage accounting.
+    pub(super) fn buffers(&self) -> impl Iterator<Item = &Cow<'a, [f32]>> {
+        std::iter::once(&self.weight).chain(self.bias.as_ref())
+    }
+
+    /// Every row of `rows` through the map, as a fresh `rows × n_out` buffer.
+    fn batch(&self, k: &Kernels, rows: &[f32], n_rows: usize) -> Vec<f32> {
+        let mut y = vec![0.0; n_rows.saturating_mul(self.n_out)];
+        self.forward_rows(k, rows, &mut y);
+        y
+    }
+}
+
+/// Reads `weight` (+ optional `bias`) or `coefficients` (+ optional
+/// `intercept`), the two namings of an affine model.
+pub(super) fn load_affine<'a>(src: &TensorSource<'_, 'a>) -> Result<Dense<'a>, ModelError> {
+    if let Some(weight) = src.get("weight") {
+        let (n_out, n_in) = match *weight.shape() {
+            [n_out, n_in] => (n_out, n_in),
+            [n_in] => (1, n_in),
+            _ => {
+                return Err(shape_mismatch(
+                    &weight,
+                    "[n_out, n_in] (a 2-D weight matrix)",
+                ))
+            }
+        };
+        if n_out == 0 || n_in == 0 {
+            return Err(shape_mismatch(
+                &weight,
+                "[n_out, n_in] with both dimensions at least 1",
+            ));
+        }
+        let bias = match src.get("bias") {
+            None => None,
+            Some(bias) => {
+                if vector_len(&bias) != Some(n_out) {
+                    return Err(shape_mismatch(
+                        &bias,
+                        format!("[{n_out}] (one bias per output)"),
+                    ));
+                }
+                Some(f32_values(&bias)?)
+            }
+        };
+        return Ok(Dense {
+            weight: f32_values(&weight)?,
+            bias,
+            n_in,
+            n_out,
+        });
+    }
+    let coefficients = src.require("coefficients")?;
+    let n_in = match vector_len(&coefficients) {
+        Some(n) if n > 0 => n,
+        _ => {
+            return Err(shape_mismatch(
+                &coefficients,
+                "[n_features] (one coefficient per feature)",
+            ))
+        }
+    };
+    let bias = match src.get("intercept") {
+        None => None,
+        Some(intercept) if is_scalar(&intercept) && intercept.numel() == 1 => {
+            Some(f32_values(&intercept)?)
+        }
+        Some(intercept) => return Err(shape_mismatch(&intercept, "[1] (a single intercept)")),
+    };
+    Ok(Dense {
+        weight: f32_values(&coefficients)?,
+        bias,
+        n_in,
+        n_out: 1,
+    })
+}
+
+/// Linear regression: the outputs are `W x + b`.
+pub(super) struct LinearRegression<'a> {
+    pub(super) map: Dense<'a>,
+}
+
+impl<'a> LinearRegression<'a> {
+    pub(super) fn load(src: &TensorSource<'_, 'a>) -> Result<Self, ModelError> {
+        Ok(Self {
+            map: load_affine(src)?,
+        })
+    }
+
+    pub(super) fn predict<'s>(
+        &self,
+        k: &Kernels,
+        row: &[f32],
+        scratch: &'s mut Scratch,
+    ) -> Output<'s> {
+        let y = sized(&mut scratch.primary, self.map.n_out);
+        self.map.forward_row(k, row, y);
+        Output {
+            class: None,
+            outputs: y,
+            probabilities: None,
+        }
+    }
+
+    pub(super) fn predict_batch(&self, k: &Kernels, rows: &[f32], n_rows: usize) -> BatchOutput {
+        BatchOutput {
+            n_rows,
+            n_outputs: self.map.n_out,
+            outputs: self.map.batch(k, rows, n_rows),
+            probabilities: BatchProbabilities::None,
+            classes: None,
+        }
+    }
+}
+
+/// Logistic regression: binary (one output, sigmoid) or multinomial
+/// (`k` outputs, softmax).
+pub(super) struct LogisticRegression<'a> {
+    pub(super) map: Dense<'a>,
+}
+
+impl<'a> LogisticRegression<'a> {
+    pub(super) fn load(src: &TensorSource<'_, 'a>) -> Result<Self, ModelError> {
+        Ok(Self {
+            map: load_affine(src)?,
+        })
+    }
+
+    fn is_binary(&self) -> bool {
+        self.map.n_out == 1
+    }
+
+    /// The number of classes: 2 for binary, `k` for multinomial.
+    pub(super) fn n_classes(&self) -> usize {
+        if self.is_binary() {
+            2
+        } else {
+            self.map.n_out
+        }
+    }
+
+    pub(super) fn predict<'s>(
+        &self,
+        k: &Kernels,
+        row: &[f32],
+        scratch: &'s mut Scratch,
+    ) -> Output<'s> {
+        let Scratch {
+            primary,
+            probabilities,
+            ..
+        } = scratch;
+        let y = sized(primary, self.map.n_out);
+        self.map.forward_row(k, row, y);
+        if self.is_binary() {
+            (k.sigmoid)(y);
+            let p = y.first().copied().unwrap_or(0.0);
+            let probs = sized(probabilities, 2);
+            probs.copy_from_slice(&[1.0 - p, p]);
+            Output {
+                class: Some(usize::from(p >= 0.5)),
+                outputs: y,
+                probabilities: Some(probs),
+            }
+        } else {
+            (k.softmax)(y);
+            let y: &'s [f32] = y;
+            Output {
+                class: Some(argmax(y)),
+                outputs: y,
+                probabilities: Some(y),
+            }
+        }
+    }
+
+    pub(super) fn predict_batch(&self, k: &Kernels, rows: &[f32], n_rows: usize) -> BatchOutput {
+        let mut y = self.map.batch(k, rows, n_rows);
+        if self.is_binary() {
+            (k.sigmoid)(&mut y);
+            let classes = y.iter().map(|&p| usize::from(p >= 0.5)).collect();
+            let values = y.iter().flat_map(|&p| [1.0 - p, p]).collect();
+            BatchOutput {
+                n_rows,
+                n_outputs: 1,
+                outputs: y,
+                probabilities: BatchProbabilities::Separate { width: 2, values },
+                classes: Some(classes),
+            }
+        } else {
+            let n_out = self.map.n_out;
+            let mut classes = Vec::with_capacity(n_rows);
+            for row in y.chunks_exact_mut(n_out.max(1)) {
+                (k.softmax)(row);
+                classes.push(argmax(row));
+            }
+            BatchOutput {
+                n_rows,
+                n_outputs: n_out,
+                outputs: y,
+                probabilities: BatchProbabilities::SameAsOutputs,
+                classes: Some(classes),
+            }
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! What a prediction returns: [`Output`] for one row (borrowing a reusable
+//! [`Scratch`]), [`BatchOutput`] for many, and the JSON-ready [`Prediction`].
+
+use serde::Serialize;
+
+/// Reusable buffers for single-row prediction.
+///
+/// Create one per thread with [`Model::scratch`](super::Model::scratch) and
+/// pass it to every [`Model::predict`](super::Model::predict) call: once it
+/// has been sized for a model, predicting does not allocate. A scratch made
+/// for another model still works; it grows on first use.
+#[derive(Debug, Clone, Default)]
+pub struct Scratch {
+    /// The first activation buffer (every family's result lands in one of
+    /// the two).
+    pub(super) primary: Vec<f32>,
+    /// The second activation buffer (ping-pong partner of `primary`).
+    pub(super) secondary: Vec<f32>,
+    /// Per-class probabilities when they are not the outputs themselves
+    /// (binary logistic regression: `[1 - p, p]`).
+    pub(super) probabilities: Vec<f32>,
+}
+
+impl Scratch {
+    /// A scratch whose buffers can hold `width` values each without growing.
+    pub(super) fn with_width(width: usize) -> Self {
+        Self {
+            primary: Vec::with_capacity(width),
+            secondary: Vec::with_capacity(width),
+            probabilities: Vec::with_capacity(2),
+        }
+    }
+}
+
+/// Sets `buf` to exactly `len` values and returns it as a slice. Within the
+/// buffer's capacity this never allocates.
+pub(super) fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    buf.resize(len, 0.0);
+    buf.as_mut_slice()
+}
+
+/// The result of predicting one row, borrowing the [`Scratch`] it was
+/// computed in.
+///
+/// | family | `class` | `outputs` | `probabilities` |
+/// |---|---|---|---|
+/// | linear regression | `None` | the `n_out` values | `None` |
+/// | binary logistic | `p ≥ 0.5` | `[p]` | `[1 − p, p]` |
+/// | multinomial logistic | argmax | softmax | softmax |
+/// | decision tree | leaf class | one-hot | one-hot |
+/// | random forest | majority vote | votes / trees | votes / trees |
+/// | k-means | nearest centroid | squared distances | `None` |
+/// | neural network | argmax when the last layer is Softmax | last layer | last layer when Softmax |
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Output<'s> {
+    /// The class (or cluster) index, for classifiers, k-means and networks
+    /// ending in Softmax.
+    pub class: Option<usize>,
+    /// The raw output vector.
+    pub outputs: &'s [f32],
+    /// Per-class probabilities, for classifiers and Softmax-ended networks.
+    pub probabilities: Option<&'s [f32]>,
+}
+
+impl Output<'_> {
+    /// The headline answer: the class when there is one, else the value when
+    /// there is a single output, else the whole output vector.
+    pub fn prediction(&self) -> Prediction {
+        match (self.class, self.outputs) {
+            (Some(class), _) => Prediction::Class(class),
+            (None, [value]) => Prediction::Value(*value),
+            (None, values) => Prediction::Values(values.to_vec()),
+        }
+    }
+}
+
+/// The headline answer of one prediction, serialised as a bare number or
+/// array (`#[serde(untagged)]`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Prediction {
+    /// A class or cluster index.
+    Class(usize),
+    /// The value of a single-output model.
+    Value(f32),
+    /// The output vector of a multi-output model.
+    Values(Vec<f32>),
+}
+
+/// Where a batch's probabilities live.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum BatchProbabilities {
+    /// The family has none.
+    None,
+    /// The outputs are the probabilities (softmax, one-hot, votes / trees).
+    SameAsOutputs,
+    /// A separate `rows × width` array (binary logistic: `[1 − p, p]`).
+    Separate {
+        /// Probabilities per row.
+        width: usize,
+        /// `rows × width` values.
+        values: Vec<f32>,
+    },
+}
+
+/// The results of [`Model::predict_batch`](super::Model::predict_batch):
+/// one [`Output`] per row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchOutput {
+    pub(super) n_rows: usize,
+    pub(super) n_outputs: usize,
+    /// `n_rows × n_outputs` values.
+    pub(super) outputs: Vec<f32>,
+    pub(super) probabilities: BatchProbabilities,
+    /// One per row, for families that predict a class.
+    pub(super) classes: Option<Vec<usize>>,
+}
+
+impl BatchOutput {
+    /// The number of rows.
+    pub fn len(&self) -> usize {
+        self.n_rows
+    }
+
+    /// Whether the batch had no rows.
+    pub fn is_empty(&self) -> bool {
+        self.n_rows == 0
+    }
+
+    /// The number of outputs per row.
+    pub fn n_outputs(&self) -> usize {
+        self.n_outputs
+    }
+
+    /// Every row's outputs, row after row (`len() × n_outputs()` values).
+    pub fn outputs(&self) -> &[f32] {
+        &self.outputs
+    }
+
+    /// Every row's class, for families that predict one.
+    pub fn classes(&self) -> Option<&[usize]> {
+        self.classes.as_deref()
+    }
+
+    /// Row `i`'s result, or `None` when `i >= len()`.
+    pub fn row(&self, i: usize) -> Option<Output<'_>> {
+        if i >= self.n_rows {
+            return None;
+        }
+        let outputs = row_slice(&self.outputs, i, self.n_outputs)?;
+        let probabilities = match &self.probabilities {
+            BatchProbabilities::None => None,
+            BatchProbabilities::SameAsOutputs => Some(outputs),
+            BatchProbabilities::Separate { width, values } => Some(row_slice(values, i, *width)?),
+        };
+        let class = match &self.classes {
+            Some(classes) => Some(*classes.get(i)?),
+            None => None,
+        };
+        Some(Output {
+            class,
+            outputs,
+            probabilities,
+        })
+    }
+
+    /// Every row's result, in order.
+    pub fn rows(&self) -> impl Iterator<Item = Output<'_>> + '_ {
+        (0..self.n_rows).filter_map(|i| self.row(i))
+    }
+}
+
+fn row_slice(values: &[f32], row: usize, width: usize) -> Option<&[f32]> {
+    let start = row.checked_mul(width)?;
+    values.get(start..start.checked_add(width)?)
+}
+
+/// The index of the largest value; ties (and NaN) go to the lowest index.
+pub(super) fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    let mut best_value = f32::NEG_INFINITY;
+    for (i, &v) in values.iter().enumerate() {
+        if v > best_value {
+            best = i;
+            best_value = v;
+        }
+    }
+    best
+}
+
+/// The index of the smallest value; ties (and NaN) go to the lowest index.
+pub(super) fn argmin(values: &[f32]) -> usize {
+    let mut best = 0;
+    let mut best_value = f32::INFINITY;
+    for (i, &v) in values.iter().enumerate() {
+        if v < best_value {
+            best = i;
+            best_value = v;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prediction_follows_the_rule() {
+        let one = [2.5];
+        let many = [1.0, 2.0];
+        let out = Output {
+            class: None,
+            outputs: &one,
+            probabilities: None,
+        };
+        assert_eq!(out.prediction(), Prediction::Value(2.5));
+        let out = Output {
+            class: None,
+            outputs: &many,
+            probabilities: None,
+        };
+        assert_eq!(out.prediction(), Prediction::Values(vec![1.0, 2.0]));
+        let out = Output {
+            class: Some(1),
+            outputs: &many,
+            probabilities: Some(&many),
+        };
+        assert_eq!(out.prediction(), Prediction::Class(1));
+        assert_eq!(
+            serde_json::to_string(&out.prediction()).ok().as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            serde_json::to_string(&Prediction::Values(vec![1.0, 2.5]))
+                .ok()
+                .as_deref(),
+            Some("[1.0,2.5]")
+        );
+    }
+
+    #[test]
+    fn argmax_and_argmin_break_ties_low() {
+        assert_eq!(argmax(&[1.0, 3.0, 3.0]), 1);
+        assert_eq!(argmin(&[2.0, 1.0, 1.0]), 1);
+        assert_eq!(argmax(&[f32::NAN, 0.5]), 1);
+        assert_eq!(argmax(&[]), 0);
+    }
+
+    #[test]
+    fn batch_rows_slice_correctly() {
+        let batch = BatchOutput {
+            n_rows: 2,
+            n_outputs: 1,
+            outputs: vec![0.25, 0.75],
+            probabilities: BatchProbabilities::Separate {
+                width: 2,
+                values: vec![0.75, 0.25, 0.25, 0.75],
+            },
+            classes: Some(vec![0, 1]),
+        };
+        assert_eq!(batch.len(), 2);
+        let row = batch.row(1).map(|r| {
+            (
+                r.class,
+                r.outputs.to_vec(),
+                r.probabilities.map(<[f32]>::to_vec),
+            )
+        });
+        assert_eq!(row, Some((Some(1), vec![0.75], Some(vec![0.25, 0.75]))));
+        assert!(batch.row(2).is_none());
+        assert_eq!(batch.rows().count(), 2);
+    }
+}

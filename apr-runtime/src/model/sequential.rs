@@ -1,0 +1,412 @@
+//! `NeuralSequential`: a stack of layers listed in metadata `layers`, with
+//! parameters stored as tensors `"0"`, `"1"`, ... (aprender's
+//! `nn::serialize::state_dict`: each `Linear` contributes its weight
+//! `[out, in]` then its bias `[out]`; activations have none).
+//!
+//! The index sorts names as bytes (`"10"` before `"2"`), so parameters are
+//! taken by numeric value, never by index position.
+
+use serde_json::Value;
+
+use super::linear::Dense;
+use super::output::{argmax, sized, BatchOutput, BatchProbabilities, Output, Scratch};
+use super::source::{f32_values, shape_mismatch, TensorSource};
+use super::ModelError;
+use crate::format::Tensor;
+use crate::kernels::Kernels;
+
+/// aprender's `LeakyReLU::new()` slope, used for a bare `"LeakyReLU"`.
+const DEFAULT_LEAKY_RELU_ALPHA: f32 = 0.01;
+
+/// One layer of the stack.
+pub(super) enum Layer<'a> {
+    Linear(Dense<'a>),
+    Relu,
+    Sigmoid,
+    Tanh,
+    Gelu,
+    LeakyRelu(f32),
+    Softmax,
+}
+
+impl Layer<'_> {
+    /// Applies an activation in place to `rows` rows of `width` values
+    /// (softmax works row by row, the others element-wise). `Linear` is
+    /// handled by the caller.
+    fn activate(&self, k: &Kernels, values: &mut [f32], width: usize) {
+        match self {
+            Layer::Linear(_) => {}
+            Layer::Relu => (k.relu)(values),
+            Layer::Sigmoid => (k.sigmoid)(values),
+            Layer::Tanh => (k.tanh)(values),
+            Layer::Gelu => (k.gelu)(values),
+            Layer::LeakyRelu(alpha) => (k.leaky_relu)(values, *alpha),
+            Layer::Softmax => {
+                for row in values.chunks_exact_mut(width.max(1)) {
+                    (k.softmax)(row);
+                }
+            }
+        }
+    }
+}
+
+/// A layer string before its parameters are attached.
+enum LayerSpec {
+    Linear { n_in: usize, n_out: usize },
+    Activation(Layer<'static>),
+}
+
+fn parse_layer(index: usize, text: &str) -> Result<LayerSpec, ModelError> {
+    let invalid = |reason: String| ModelError::InvalidLayer {
+        index,
+        layer: text.to_owned(),
+        reason,
+    };
+    let activation = match text {
+        "ReLU" => Some(Layer::Relu),
+        "Sigmoid" => Some(Layer::Sigmoid),
+        "Tanh" => Some(Layer::Tanh),
+        "GELU" => Some(Layer::Gelu),
+        "Softmax" => Some(Layer::Softmax),
+        "LeakyReLU" => Some(Layer::LeakyRelu(DEFAULT_LEAKY_RELU_ALPHA)),
+        _ => None,
+    };
+    if let Some(layer) = activation {
+        return Ok(LayerSpec::Activation(layer));
+    }
+    if let Some(alpha) = text
+        .strip_prefix("LeakyReLU(")
+        .and_then(|rest| rest.strip_suffix(')'))
+    {
+        return match alpha.trim().parse::<f32>() {
+            Ok(alpha) if alpha.is_finite() => Ok(LayerSpec::Activation(Layer::LeakyRelu(alpha))),
+            _ => Err(invalid(format!(
+                "the slope `{alpha}` is not a finite number"
+            ))),
+        };
+    }
+    if let Some(dims) = text
+        .strip_prefix("Linear(")
+        .and_then(|rest| rest.strip_suffix(')'))
+    {
+        let parsed = dims.split_once("->").and_then(|(a, b)| {
+            Some((
+                a.trim().parse::<usize>().ok()?,
+                b.trim().parse::<usize>().ok()?,
+            ))
+        });
+        return match parsed {
+            Some((n_in, n_out)) if n_in > 0 && n_out > 0 => Ok(LayerSpec::Linear { n_in, n_out }),
+            _ => Err(invalid(
+                "expected `Linear(IN->OUT)` with IN and OUT positive integers".to_owned(),
+            )),
+        };
+    }
+    Err(invalid(
+        "unknown layer; expected Linear(IN->OUT), ReLU, Sigmoid, Tanh, Softmax, GELU or LeakyReLU(ALPHA)"
+            .to_owned(),
+    ))
+}
+
+/// The parameter tensors `"0"`, `"1"`, ... in numeric order. Names that are
+/// not canonical decimal integers are not parameters and are ignored.
+fn parameters<'a>(src: &TensorSource<'_, 'a>) -> Result<Vec<Tensor<'a>>, ModelError> {
+    let mut numbered: Vec<(usize, &str)> = src
+        .file()
+        .tensors()
+        .iter()
+        .filter_map(|info| {
+            let name = info.name.as_str();
+            let n = name
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| name.parse::<usize>().ok())
+                .flatten()?;
+            (n.to_string() == name).then_some((n, name))
+        })
+        .collect();
+    numbered.sort_unstable();
+    numbered
+        .iter()
+        .enumerate()
+        .map(|(position, &(n, name))| {
+            if n != position {
+                return Err(ModelError::InvalidParameter {
+                    tensor: name.to_owned(),
+                    reason: format!("parameter `{position}` is missing (parameters must run 0, 1, 2, ... without gaps)"),
+                });
+            }
+            src.require(name)
+        })
+        .collect()
+}
+
+/// A validated stack of layers.
+pub(super) struct Sequential<'a> {
+    layers: Vec<Layer<'a>>,
+    n_in: usize,
+    n_out: usize,
+    /// The widest activation, input included.
+    max_width: usize,
+    ends_in_softmax: bool,
+}
+
+impl<'a> Sequential<'a> {
+    pub(super) fn load(src: &TensorSource<'_, 'a>) -> Result<Self, ModelError> {
+        let missing_layers = || {
+            ModelError::InvalidMetadata {
+            key: "layers".to_owned(),
+            reason: "a NeuralSequential model lists its layers there as an array of strings such as \"Linear(4->8)\" and \"ReLU\"".to_owned(),
+        }
+        };
+        let specs = match src.file().metadata().get("layers") {
+            Some(Value::Array(items)) if !items.is_empty() => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| match item {
+                    Value::String(text) => Ok((text.as_str(), parse_layer(i, text)?)),
+                    other => Err(ModelError::InvalidLayer {
+                        index: i,
+                        layer: other.to_string(),
+                        reason: "a layer must be a string".to_owned(),
+                    }),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => return Err(missing_layers()),
+        };
+
+        let params = parameters(src)?;
+        let mut next_param = params.iter();
+        let mut pending = next_param.next();
+        let mut layers = Vec::with_capacity(specs.len());
+        let mut width: Option<usize> = None;
+        let mut n_in: Option<usize> = None;
+        let mut max_width = 0;
+        for (index, (text, spec)) in specs.into_iter().enumerate() {
+            let invalid = |reason: String| ModelError::InvalidLayer {
+                index,
+                layer: text.to_owned(),
+                reason,
+            };
+            match spec {
+                LayerSpec::Activation(layer) => layers.push(layer),
+                LayerSpec::Linear {
+                    n_in: layer_in,
+                    n_out,
+                } => {
+                    if let Some(w) = width {
+                        if w != layer_in {
+                            return Err(invalid(format!(
+                                "it takes {layer_in} inputs but the layer before it produces {w}"
+                            )));
+                        }
+                    }
+                    let weight = pending.ok_or_else(|| {
+                        invalid("its weight tensor is missing (ran out of parameters \"0\", \"1\", ...)".to_owned())
+                    })?;
+                    if weight.shape() != [n_out, layer_in] {
+                        return Err(shape_mismatch(
+                            weight,
+                            format!(
+                                "[{n_out}, {layer_in}] (the weight of layer {index}, `{text}`)"
+                            ),
+                        ));
+                    }
+                    pending = next_param.next();
+                    let bias = match pending {
+                        Some(bias) if bias.shape().len() == 1 => {
+                            if bias.shape() != [n_out] {
+                                return Err(shape_mismatch(
+                                    bias,
+                                    format!("[{n_out}] (the bias of layer {index}, `{text}`)"),
+                                ));
+                            }
+                            pending = next_param.next();
+                            Some(f32_values(bias)?)
+                        }
+                        _ => None,
+                    };
+                    layers.push(Layer::Linear(Dense {
+                        weight: f32_values(weight)?,
+                        bias,
+                        n_in: layer_in,
+                        n_out,
+                    }));
+                    n_in.get_or_insert(layer_in);
+                    max_width = max_width.max(layer_in).max(n_out);
+                    width = Some(n_out);
+                }
+            }
+        }
+        if let Some(unused) = pending {
+            return Err(ModelError::InvalidParameter {
+                tensor: unused.name().to_owned(),
+                reason: "no layer uses it (more parameters than the Linear layers in metadata `layers` take)".to_owned(),
+            });
+        }
+        let (Some(n_in), Some(n_out)) = (n_in, width) else {
+            return Err(ModelError::InvalidMetadata {
+                key: "layers".to_owned(),
+                reason: "it has no Linear layer, so the input width is unknown".to_owned(),
+            });
+        };
+        for (key, declared) in [("n_inputs", n_in), ("n_outputs", n_out)] {
+            if let Some(found) = src.metadata_count(key)? {
+                if found != declared {
+                    return Err(ModelError::InvalidMetadata {
+                        key: key.to_owned(),
+                        reason: format!("it says {found} but the layers give {declared}"),
+                    });
+                }
+            }
+        }
+        let ends_in_softmax = matches!(layers.last(), Some(Layer::Softmax));
+        Ok(Self {
+            layers,
+            n_in,
+            n_out,
+            max_width,
+            ends_in_softmax,
+        })
+    }
+
+    pub(super) fn n_in(&self) -> usize {
+        self.n_in
+    }
+
+    pub(super) fn n_out(&self) -> usize {
+        self.n_out
+    }
+
+    /// Whether the last layer is Softmax (the network predicts a class).
+    pub(super) fn ends_in_softmax(&self) -> bool {
+        self.ends_in_softmax
+    }
+
+    pub(super) fn max_width(&self) -> usize {
+        self.max_width
+    }
+
+    /// The `Linear` layers, for storage accounting.
+    pub(super) fn dense_layers(&self) -> impl Iterator<Item = &Dense<'a>> {
+        self.layers.iter().filter_map(|l| match l {
+            Layer::Linear(d) => Some(d),
+            _ => None,
+        })
+    }
+
+    pub(super) fn predict<'s>(
+        &self,
+        k: &Kernels,
+        row: &[f32],
+        scratch: &'s mut Scratch,
+    ) -> Output<'s> {
+        let Scratch {
+            primary, secondary, ..
+        } = scratch;
+        let result: &'s [f32] = match forward(&self.layers, k, row, 1, primary, secondary) {
+            Buffer::Primary => primary,
+            Buffer::Secondary => secondary,
+        };
+        self.output(result)
+    }
+
+    fn output<'s>(&self, result: &'s [f32]) -> Output<'s> {
+        if self.ends_in_softmax {
+            Output {
+                class: Some(argmax(result)),
+                outputs: result,
+                probabilities: Some(result),
+            }
+        } else {
+            Output {
+                class: None,
+                outputs: result,
+                probabilities: None,
+            }
+        }
+    }
+
+    pub(super) fn predict_batch(&self, k: &Kernels, rows: &[f32], n_rows: usize) -> BatchOutput {
+        let mut primary = Vec::new();
+        let mut secondary = Vec::new();
+        let outputs = match forward(&self.layers, k, rows, n_rows, &mut primary, &mut secondary) {
+            Buffer::Primary => primary,
+            Buffer::Secondary => secondary,
+        };
+        let (probabilities, classes) = if self.ends_in_softmax {
+            let classes = outputs
+                .chunks_exact(self.n_out.max(1))
+                .map(argmax)
+                .collect();
+            (BatchProbabilities::SameAsOutputs, Some(classes))
+        } else {
+            (BatchProbabilities::None, None)
+        };
+        BatchOutput {
+            n_rows,
+            n_outputs: self.n_out,
+            outputs,
+            probabilities,
+            classes,
+        }
+    }
+}
+
+/// One of the two activation buffers.
+#[derive(Clone, Copy, PartialEq)]
+enum Buffer {
+    Primary,
+    Secondary,
+}
+
+/// Runs `n_rows` rows (`input`, `n_rows × n_in`) through `layers`,
+/// ping-ponging between the two buffers; returns the buffer holding the
+/// final activations (exactly `n_rows × n_out` values). One row uses gemv,
+/// several gemm.
+fn forward(
+    layers: &[Layer<'_>],
+    k: &Kernels,
+    input: &[f32],
+    n_rows: usize,
+    primary: &mut Vec<f32>,
+    secondary: &mut Vec<f32>,
+) -> Buffer {
+    // `None`: still the caller's input.
+    let mut at: Option<Buffer> = None;
+    let mut width = input.len().checked_div(n_rows).unwrap_or(0);
+    for layer in layers {
+        if let Layer::Linear(dense) = layer {
+            let (x, y, written): (&[f32], &mut Vec<f32>, Buffer) = match at {
+                None => (input, &mut *primary, Buffer::Primary),
+                Some(Buffer::Primary) => (primary.as_slice(), &mut *secondary, Buffer::Secondary),
+                Some(Buffer::Secondary) => (secondary.as_slice(), &mut *primary, Buffer::Primary),
+            };
+            let y = sized(y, n_rows.saturating_mul(dense.n_out));
+            if n_rows == 1 {
+                dense.forward_row(k, x, y);
+            } else {
+                dense.forward_rows(k, x, y);
+            }
+            at = Some(written);
+            width = dense.n_out;
+        } else {
+            let values = match at {
+                None => {
+                    primary.clear();
+                    primary.extend_from_slice(input);
+                    at = Some(Buffer::Primary);
+                    primary.as_mut_slice()
+                }
+                Some(Buffer::Primary) => primary.as_mut_slice(),
+                Some(Buffer::Secondary) => secondary.as_mut_slice(),
+            };
+            layer.activate(k, values, width);
+        }
+    }
+    at.unwrap_or_else(|| {
+        primary.clear();
+        primary.extend_from_slice(input);
+        Buffer::Primary
+    })
+}
