@@ -1,1 +1,167 @@
-//! The `#[apr_lambda]` attribute. TODO: being written.
+//! The `#[apr_lambda]` attribute: validates an `.apr` model while the crate
+//! compiles, embeds it 64-byte aligned, and turns `main` into an AWS Lambda
+//! function that serves it.
+//!
+//! Use it through the facade crate, `apr_lambda::apr_lambda`; see the
+//! attribute's documentation for its arguments, checks and expansion.
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+
+mod args;
+mod expand;
+mod model_file;
+mod signature;
+
+use proc_macro::TokenStream;
+
+/// Turns `fn main` into an AWS Lambda function serving an embedded `.apr` model.
+///
+/// ```no_run
+/// // models/linear_regression.apr is relative to this crate's Cargo.toml.
+/// #[apr_lambda::apr_lambda(model = "../models/linear_regression.apr", features = 3)]
+/// fn main() {
+///     // One-time init (logging, ...): runs once, before the first event.
+/// }
+/// ```
+///
+/// # Arguments
+///
+/// | argument | | meaning |
+/// |---|---|---|
+/// | `model = "path"` | required | the `.apr` file, relative to the directory of the crate's `Cargo.toml` (`CARGO_MANIFEST_DIR`); an absolute path also works |
+/// | `crate = "path"` | optional | the path of the `apr-lambda` crate when it is renamed (`crate = "my_apr"`); default `::apr_lambda` |
+/// | `features = N` | optional | asserts at compile time that the model takes `N` inputs |
+/// | `max_batch = N` | optional | the most rows one batch event (`{"instances": [...]}`) may carry; the runtime's default otherwise |
+///
+/// An unknown or repeated argument, a missing `model`, or a value of the
+/// wrong kind (`model = models/x`, `features = "4"`) is a compile error at
+/// that token.
+///
+/// # Where it goes
+///
+/// On `fn main()` only: sync or `async`, with no arguments and no generics,
+/// returning `()` or `Result<(), E>` (any `E: Debug`, any `...::Result<()>`
+/// alias). The body runs exactly once, before serving: put one-time setup
+/// there (tracing, reading configuration). An `async` body runs on a
+/// current-thread runtime. When the body returns `Err(e)`, the process
+/// prints `Error: {e:?}` to stderr and exits with a failure code without
+/// serving, as `std` does for a failing `main`. Anywhere else the attribute
+/// is a compile error that says what is supported.
+///
+/// # What it checks while compiling
+///
+/// It reads the file and validates it with `apr-runtime`'s own code (there is
+/// no second parser):
+///
+/// - the file exists, is not a directory, is readable;
+/// - the container is valid: every rule of the v2 format (magic, version,
+///   header CRC, flags, metadata, tensor index, dtypes, sizes, bounds, footer
+///   CRC when present), through `AprFile::parse`;
+/// - the runtime supports the model family and every tensor shape, through
+///   `Model::from_file`;
+/// - the model takes `features` inputs, when `features = N` is given.
+///
+/// Each failure is a compile error at the `model = "..."` literal, naming the
+/// file as written and the rule broken, for example
+///
+/// ```text
+/// error: models/model.apr: header checksum mismatch at byte 40: stored 0x1234abcd, computed 0x9e3779b9 over bytes 0..40 and 44..64
+///  --> src/main.rs:1:35
+///   |
+/// 1 | #[apr_lambda::apr_lambda(model = "models/model.apr")]
+///   |                                  ^^^^^^^^^^^^^^^^^^
+/// ```
+///
+/// # v1 (APRN) files
+///
+/// A v1 file, as `aprender::format::save` writes it, is accepted: the macro
+/// converts it to v2 at compile time and embeds the converted bytes. The
+/// converter keeps what inference needs and drops the training data that v1
+/// random-forest payloads (the training matrix, labels and out-of-bag
+/// indices) and k-means payloads (the training labels) carry. The original
+/// file is still `include_bytes!`-ed, so editing it rebuilds the crate.
+///
+/// # What it expands to
+///
+/// ```text
+/// fn main() -> ::std::process::ExitCode {
+///     #[repr(C, align(64))]
+///     struct __AprAligned<T: ?Sized>(T);
+///     static __APR_MODEL: &__AprAligned<[u8; LEN]> =
+///         &__AprAligned(*include_bytes!("/absolute/path/to/models/model.apr"));
+///
+///     let __apr_lambda_process_start = ::apr_lambda::__private::process_start();
+///     fn __apr_lambda_main() -> RET { BODY }             // `async fn` when main is async
+///     if let Err(code) = ::apr_lambda::__private::init_outcome(__apr_lambda_main()) {
+///         return code;                                    // the body returned Err: do not serve
+///     }
+///     ::apr_lambda::__private::run(&__APR_MODEL.0, RunConfig { process_start, max_batch })
+/// }
+/// ```
+///
+/// `include_bytes!` of the absolute path makes cargo rebuild when the model
+/// changes, and costs the compiler no more than the file itself, so large
+/// models compile as fast as small ones. The bytes sit in a 64-byte aligned
+/// static, so at start-up `f32` tensors are viewed in place, not copied.
+/// `run` builds the `LambdaHandler` from the bytes and serves it: on AWS
+/// Lambda when `AWS_LAMBDA_RUNTIME_API` is set, in local mode otherwise
+/// (events from the command line or JSON lines on stdin).
+///
+/// Everything the expansion uses is reached through
+/// `::apr_lambda::__private` (or `<crate>::__private` with `crate = "..."`),
+/// so the user needs no imports.
+#[proc_macro_attribute]
+pub fn apr_lambda(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry(args.into(), item.into()).into()
+}
+
+/// The attribute, on `proc_macro2` tokens.
+fn entry(
+    args: proc_macro2::TokenStream,
+    item: proc_macro2::TokenStream,
+) -> proc_macro2::TokenStream {
+    let item: syn::Item = match syn::parse2(item.clone()) {
+        Ok(item) => item,
+        Err(error) => {
+            let mut tokens = error.into_compile_error();
+            tokens.extend(item);
+            return tokens;
+        }
+    };
+    let args = args::parse(args);
+    let function = match signature::check(item) {
+        Ok(function) => function,
+        Err((mut error, kept)) => {
+            if let Err(args_error) = args {
+                error.combine(args_error);
+            }
+            let mut tokens = error.into_compile_error();
+            match kept {
+                // Not `main`: keep the item so the rest of the crate still resolves.
+                Some(item) => tokens.extend(quote::ToTokens::into_token_stream(item)),
+                // A `main` with the wrong signature: a plain `main` keeps the
+                // error list to the macro's own.
+                None => tokens.extend(quote::quote!(
+                    fn main() {}
+                )),
+            }
+            return tokens;
+        }
+    };
+    let krate = expand::crate_path(args.as_ref().ok());
+    match args {
+        Ok(args) => match model_file::load(&args.model, args.features) {
+            Ok(model) => expand::main(function, &krate, Some(&model), args.max_batch),
+            Err(error) => {
+                let mut tokens = error.into_compile_error();
+                tokens.extend(expand::main(function, &krate, None, args.max_batch));
+                tokens
+            }
+        },
+        Err(error) => {
+            let mut tokens = error.into_compile_error();
+            tokens.extend(expand::main(function, &krate, None, None));
+            tokens
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! The attribute's arguments: `model = "path"`, `crate = "path"`,
+//! `features = N`, `max_batch = N`, parsed into [`MacroArgs`].
+//!
+//! Every mistake is a `syn::Error` at the token that is wrong: the name of an
+//! unknown or repeated argument, the value of the wrong kind, or the whole
+//! attribute when `model` is missing.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, Lit, LitStr, Meta, Token};
+
+/// The one-line summary of the accepted arguments, repeated in errors.
+const ACCEPTED: &str =
+    "`model = \"path\"` (required), `crate = \"path\"`, `features = N` and `max_batch = N`";
+
+/// The parsed arguments of one `#[apr_lambda(...)]`.
+pub(crate) struct MacroArgs {
+    /// The `model = "..."` literal, kept whole so every model error points at it.
+    pub(crate) model: LitStr,
+    /// The path of the facade crate, from `crate = "..."`; `::apr_lambda` when absent.
+    pub(crate) crate_path: Option<syn::Path>,
+    /// `features = N`: the input width the model must have.
+    pub(crate) features: Option<usize>,
+    /// `max_batch = N`: the most rows one batch event may carry.
+    pub(crate) max_batch: Option<usize>,
+}
+
+/// The arguments as they are read, before `model` is known to be present.
+#[derive(Default)]
+struct PartialArgs {
+    model: Option<LitStr>,
+    crate_path: Option<syn::Path>,
+    features: Option<usize>,
+    max_batch: Option<usize>,
+}
+
+/// Parses the attribute's argument tokens.
+pub(crate) fn parse(tokens: TokenStream) -> syn::Result<MacroArgs> {
+    let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens)?;
+    let mut args = PartialArgs::default();
+    let mut errors: Option<syn::Error> = None;
+    for meta in metas {
+        if let Err(error) = args.apply(meta) {
+            push_error(&mut errors, error);
+        }
+    }
+    match (args.model, errors) {
+        (Some(model), None) => Ok(MacroArgs {
+            model,
+            crate_path: args.crate_path,
+            features: args.features,
+            max_batch: args.max_batch,
+        }),
+        (Some(_), Some(errors)) => Err(errors),
+        (None, errors) => {
+            let mut missing = syn::Error::new(
+                Span::call_site(),
+                "missing `model = \"path/to/model.apr\"`: #[apr_lambda] needs the model file to \
+                 embed, relative to the directory of the crate's Cargo.toml",
+            );
+            if let Some(errors) = errors {
+                missing.combine(errors);
+            }
+            Err(missing)
+        }
+    }
+}
+
+/// Adds `error` to the errors collected so far, so one compile shows all of them.
+fn push_error(errors: &mut Option<syn::Error>, error: syn::Error) {
+    match errors {
+        Some(existing) => existing.combine(error),
+        None => *errors = Some(error),
+    }
+}
+
+impl PartialArgs {
+    /// Records one `name = value` argument, or says why it cannot be.
+    fn apply(&mut self, meta: Meta) -> syn::Result<()> {
+        let name_value = match meta {
+            Meta::NameValue(name_value) => name_value,
+            Meta::Path(path) => {
+                let name = path_name(&path);
+                return Err(syn::Error::new_spanned(
+                    &path,
+                    format!(
+                        "`{name}` needs a value, as in `{}`; #[apr_lambda] accepts {ACCEPTED}",
+                        example(&name)
+                    ),
+                ));
+            }
+            Meta::List(list) => {
+                let name = path_name(&list.path);
+                return Err(syn::Error::new_spanned(
+                    &list,
+                    format!(
+                        "`{name}(...)` is not an argument form #[apr_lambda] takes; write `{}`",
+                        example(&name)
+                    ),
+                ));
+            }
+        };
+        let name = path_name(&name_value.path);
+        let name_span = name_value.path.span();
+        let value = &name_value.value;
+        match name.as_str() {
+            "model" => {
+                check_unset(self.model.is_some(), &name, name_span)?;
+                let lit = string_literal(
+                    value,
+                    &name,
+                    "the model file, e.g. `model = \"models/model.apr\"`",
+                )?;
+                if lit.value().is_empty() {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "`model` is empty: give the path of an .apr file, e.g. `model = \"models/model.apr\"`",
+                    ));
+                }
+                self.model = Some(lit);
+            }
+            "crate" => {
+                check_unset(self.crate_path.is_some(), &name, name_span)?;
+                let lit = string_literal(
+                    value,
+                    &name,
+                    "the path of the renamed apr-lambda crate, e.g. `crate = \"my_apr\"`",
+                )?;
+                let path = lit.parse::<syn::Path>().map_err(|_| {
+                    syn::Error::new(
+                        lit.span(),
+                        format!(
+                            "`crate = {:?}` is not a path: give the name under which apr-lambda is \
+                             available, e.g. `crate = \"my_apr\"` or `crate = \"::my_apr\"`",
+                            lit.value()
+                        ),
+                    )
+                })?;
+                self.crate_path = Some(path);
+            }
+            "features" => {
+                check_unset(self.features.is_some(), &name, name_span)?;
+                self.features = Some(positive_integer(value, &name)?);
+            }
+            "max_batch" => {
+                check_unset(self.max_batch.is_some(), &name, name_span)?;
+                self.max_batch = Some(positive_integer(value, &name)?);
+            }
+            _ => {
+                return Err(syn::Error::new(
+                    name_span,
+                    format!("unknown argument `{name}`: #[apr_lambda] accepts {ACCEPTED}"),
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The argument name as written (`crate` included), or the whole path for `a::b`.
+fn path_name(path: &syn::Path) -> String {
+    match path.get_ident() {
+        Some(ident) => ident.to_string(),
+        None => quote::ToTokens::to_token_stream(path)
+            .to_string()
+            .replace(' ', ""),
+    }
+}
+
+/// How an argument is written, for error messages.
+fn example(name: &str) -> String {
+    match name {
+        "model" => "model = \"models/model.apr\"".to_owned(),
+        "crate" => "crate = \"my_apr\"".to_owned(),
+        "features" => "features = 4".to_owned(),
+        "max_batch" => "max_batch = 1000".to_owned(),
+        other => format!("{other} = ..."),
+    }
+}
+
+/// Fails at the argument's name when it was already given.
+fn check_unset(already_set: bool, name: &str, span: Span) -> syn::Result<()> {
+    if already_set {
+        Err(syn::Error::new(
+            span,
+            format!("duplicate argument `{name}`: each argument may be given only once"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// The string literal `value`, or an error at it saying what was expected.
+fn string_literal(value: &Expr, name: &str, what: &str) -> syn::Result<LitStr> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => Ok(lit.clone()),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("`{name}` takes a string literal: {what}"),
+        )),
+    }
+}
+
+/// The integer literal `value`, at least 1, or an error at it.
+fn positive_integer(value: &Expr, name: &str) -> syn::Result<usize> {
+    let wrong_kind = || {
+        syn::Error::new_spanned(
+            value,
+            format!(
+                "`{name}` takes a positive integer literal, e.g. `{}`",
+                example(name)
+            ),
+        )
+    };
+    let Expr::Lit(ExprLit {
+        lit: Lit::Int(int), ..
+    }) = value
+    else {
+        return Err(wrong_kind());
+    };
+    let parsed: usize = int.base10_parse().map_err(|_| wrong_kind())?;
+    if parsed == 0 {
+        return Err(syn::Error::new(
+            int.span(),
+            format!("`{name}` must be at least 1"),
+        ));
+    }
+    Ok(parsed)
+}
