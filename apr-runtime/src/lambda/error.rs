@@ -1,0 +1,288 @@
+//! [`LambdaError`]: everything that can fail while building the handler or
+//! answering one invocation, each with a stable `errorType`.
+
+use crate::format::FormatError;
+use crate::model::{ModelError, PredictError};
+
+/// Why the handler could not be built, or why one invocation was answered
+/// with an error.
+///
+/// Every variant becomes a Lambda error response
+/// `{"errorType": <variant name>, "errorMessage": <Display>}`: the
+/// `errorType` ([`LambdaError::error_type`]) is the variant's name and never
+/// changes, so callers can branch on it; the message is a sentence for people.
+/// Variants are only ever added.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LambdaError {
+    /// The embedded model has no bytes at all.
+    #[error("the model is empty (0 bytes); expected an .apr v2 container starting with \"APR\\0\"")]
+    EmptyModel,
+
+    /// The model's first four bytes are not the `.apr` v2 magic.
+    #[error(
+        "the model does not start with the .apr v2 magic: expected {}, found {}{}",
+        describe_magic(expected),
+        describe_magic(actual),
+        v1_hint(actual)
+    )]
+    InvalidMagic {
+        /// The magic a v2 container starts with: `*b"APR\0"`.
+        expected: [u8; 4],
+        /// The first four bytes of the model.
+        actual: [u8; 4],
+    },
+
+    /// The model bytes are not a valid `.apr` v2 container.
+    #[error("the model is not a valid .apr container: {0}")]
+    Format(#[source] FormatError),
+
+    /// The container is valid but does not describe a model this runtime can
+    /// run (unknown family, missing tensor, wrong shape, ...).
+    #[error("the model cannot be served: {0}")]
+    Model(#[source] ModelError),
+
+    /// The event is not JSON, or not one of the accepted shapes.
+    #[error("the event is malformed: {reason}")]
+    MalformedEvent {
+        /// What is wrong with it, and where (serde's line and column).
+        reason: String,
+    },
+
+    /// A row does not have the model's number of features.
+    #[error("{} has {found} features, but the model takes {expected}", describe_row(*.instance))]
+    FeatureCount {
+        /// The row's index in `instances`, `None` for a single `features` event.
+        instance: Option<usize>,
+        /// The model's number of features.
+        expected: usize,
+        /// The number of values the row has.
+        found: usize,
+    },
+
+    /// A feature is NaN, infinite, or outside the `f32` range.
+    #[error(
+        "feature {index} of {} is not a finite number (NaN, an infinity, or beyond the f32 range of ±3.4e38); every feature must be finite",
+        describe_row(*.instance)
+    )]
+    NonFinite {
+        /// The row's index in `instances`, `None` for a single `features` event.
+        instance: Option<usize>,
+        /// The feature's index within the row.
+        index: usize,
+    },
+
+    /// A batch event with an empty `instances` array.
+    #[error("the batch is empty: `instances` must hold at least one row")]
+    EmptyBatch,
+
+    /// A batch event with more rows than the configured limit.
+    #[error("the batch has {rows} instances, more than the limit of {max} per invocation; split it into smaller batches")]
+    BatchTooLarge {
+        /// The number of rows sent.
+        rows: usize,
+        /// The limit ([`LambdaHandler::with_max_batch`](super::LambdaHandler::with_max_batch)).
+        max: usize,
+    },
+
+    /// The model failed on a valid row (an internal invariant broke).
+    #[error("inference failed: {0}")]
+    InferenceError(String),
+}
+
+impl LambdaError {
+    /// The stable `errorType` of the Lambda error response: the variant's
+    /// name, e.g. `"FeatureCount"`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            LambdaError::EmptyModel => "EmptyModel",
+            LambdaError::InvalidMagic { .. } => "InvalidMagic",
+            LambdaError::Format(_) => "Format",
+            LambdaError::Model(_) => "Model",
+            LambdaError::MalformedEvent { .. } => "MalformedEvent",
+            LambdaError::FeatureCount { .. } => "FeatureCount",
+            LambdaError::NonFinite { .. } => "NonFinite",
+            LambdaError::EmptyBatch => "EmptyBatch",
+            LambdaError::BatchTooLarge { .. } => "BatchTooLarge",
+            LambdaError::InferenceError(_) => "InferenceError",
+        }
+    }
+
+    /// Whether the caller's event is at fault (HTTP 400) rather than the
+    /// function (HTTP 500).
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            LambdaError::MalformedEvent { .. }
+                | LambdaError::FeatureCount { .. }
+                | LambdaError::NonFinite { .. }
+                | LambdaError::EmptyBatch
+                | LambdaError::BatchTooLarge { .. }
+        )
+    }
+
+    /// The error as the JSON body of a Lambda error response:
+    /// `{"errorType": ..., "errorMessage": ...}`.
+    pub fn to_error_body(&self) -> ErrorBody {
+        ErrorBody {
+            error_type: self.error_type().to_owned(),
+            error_message: self.to_string(),
+        }
+    }
+
+    /// Maps a model's prediction error on row `instance` to the event error
+    /// it stands for.
+    pub(crate) fn from_predict(err: PredictError, instance: Option<usize>) -> Self {
+        match err {
+            PredictError::FeatureCount { expected, found } => LambdaError::FeatureCount {
+                instance,
+                expected,
+                found,
+            },
+            PredictError::NonFinite { index } => LambdaError::NonFinite { instance, index },
+            PredictError::NonFiniteInBatch { row, index } => LambdaError::NonFinite {
+                instance: Some(row),
+                index,
+            },
+            other => LambdaError::InferenceError(other.to_string()),
+        }
+    }
+}
+
+impl From<FormatError> for LambdaError {
+    fn from(err: FormatError) -> Self {
+        LambdaError::Format(err)
+    }
+}
+
+impl From<ModelError> for LambdaError {
+    fn from(err: ModelError) -> Self {
+        match err {
+            ModelError::Format(format) => LambdaError::Format(format),
+            other => LambdaError::Model(other),
+        }
+    }
+}
+
+impl From<LambdaError> for lambda_runtime::Diagnostic {
+    fn from(err: LambdaError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: err.error_type().to_owned(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+/// The body of a Lambda error response, as the Runtime API and local mode
+/// print it: `{"errorType": "FeatureCount", "errorMessage": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    /// The stable error name ([`LambdaError::error_type`]).
+    #[serde(rename = "errorType")]
+    pub error_type: String,
+    /// The readable message.
+    #[serde(rename = "errorMessage")]
+    pub error_message: String,
+}
+
+fn describe_row(instance: Option<usize>) -> String {
+    match instance {
+        Some(i) => format!("instance {i}"),
+        None => "the `features` row".to_owned(),
+    }
+}
+
+fn describe_magic(bytes: &[u8; 4]) -> String {
+    let text: String = bytes
+        .iter()
+        .map(|&b| match b {
+            0 => "\\0".to_owned(),
+            0x20..=0x7e => char::from(b).to_string(),
+            other => format!("\\x{other:02x}"),
+        })
+        .collect();
+    format!(
+        "\"{text}\" ({:02x} {:02x} {:02x} {:02x})",
+        bytes[0], bytes[1], bytes[2], bytes[3]
+    )
+}
+
+fn v1_hint(actual: &[u8; 4]) -> &'static str {
+    if actual == b"APRN" {
+        " (an .apr v1 file: convert it with `apr-lambda convert`, or embed it with #[apr_lambda], which converts at compile time)"
+    } else {
+        ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_type_is_the_variant_name() {
+        let cases: [(LambdaError, &str); 6] = [
+            (LambdaError::EmptyModel, "EmptyModel"),
+            (LambdaError::EmptyBatch, "EmptyBatch"),
+            (
+                LambdaError::FeatureCount {
+                    instance: None,
+                    expected: 4,
+                    found: 3,
+                },
+                "FeatureCount",
+            ),
+            (
+                LambdaError::NonFinite {
+                    instance: Some(2),
+                    index: 1,
+                },
+                "NonFinite",
+            ),
+            (
+                LambdaError::BatchTooLarge { rows: 11, max: 10 },
+                "BatchTooLarge",
+            ),
+            (LambdaError::InferenceError("x".into()), "InferenceError"),
+        ];
+        for (err, name) in cases {
+            assert_eq!(err.error_type(), name);
+            let diagnostic = lambda_runtime::Diagnostic::from(err);
+            assert_eq!(diagnostic.error_type, name);
+        }
+    }
+
+    #[test]
+    fn messages_name_the_problem() {
+        let e = LambdaError::FeatureCount {
+            instance: Some(3),
+            expected: 4,
+            found: 2,
+        };
+        assert_eq!(
+            e.to_string(),
+            "instance 3 has 2 features, but the model takes 4"
+        );
+        let e = LambdaError::NonFinite {
+            instance: None,
+            index: 1,
+        };
+        assert!(e.to_string().starts_with("feature 1 of the `features` row"));
+        let e = LambdaError::InvalidMagic {
+            expected: *b"APR\0",
+            actual: *b"APRN",
+        };
+        let msg = e.to_string();
+        assert!(msg.contains("\"APR\\0\" (41 50 52 00)"), "{msg}");
+        assert!(msg.contains("\"APRN\""), "{msg}");
+        assert!(msg.contains("v1"), "{msg}");
+    }
+
+    #[test]
+    fn error_body_uses_lambda_field_names() {
+        let body = LambdaError::EmptyBatch.to_error_body();
+        let json = serde_json::to_value(&body).unwrap_or_default();
+        assert_eq!(json["errorType"], "EmptyBatch");
+        assert!(json["errorMessage"].as_str().is_some());
+    }
+}

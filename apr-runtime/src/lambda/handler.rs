@@ -1,0 +1,409 @@
+//! [`LambdaHandler`]: the model, parsed once at init, answering events.
+
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::error::LambdaError;
+use super::events::{
+    decode_event, DecodedEvent, HttpResponse, InvocationResponse, LambdaRequest, LambdaResponse,
+    Predictions, RowPrediction, Rows,
+};
+use crate::format::{AprFile, ParseOptions};
+use crate::model::{Model, Scratch};
+
+/// The default limit on rows per batch event.
+pub const DEFAULT_MAX_BATCH: usize = 10_000;
+
+/// The magic every `.apr` v2 container starts with.
+const V2_MAGIC: [u8; 4] = *b"APR\0";
+
+/// The process start, as stamped by [`mark_process_start`] (the macro's
+/// `main` does it first thing) or, failing that, by the first handler built.
+static PROCESS_START: OnceLock<Instant> = OnceLock::new();
+
+/// Stamps the process start (first call wins) and returns it.
+pub(crate) fn mark_process_start() -> Instant {
+    *PROCESS_START.get_or_init(Instant::now)
+}
+
+/// The cold-start figures of this process, recorded once, on the first
+/// invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ColdStartMetrics {
+    /// From the process start to the handler being ready to serve (the
+    /// function's part of the Lambda init phase), in milliseconds.
+    pub init_ms: f64,
+    /// Time spent parsing and validating the model, in milliseconds (part of
+    /// `init_ms`).
+    pub model_parse_ms: f64,
+    /// Time the first invocation spent in the handler, in milliseconds.
+    pub first_invoke_ms: f64,
+    /// From the process start to the first response being ready, in
+    /// milliseconds.
+    pub first_response_ms: f64,
+    /// Size of the model in bytes.
+    pub model_bytes: usize,
+}
+
+/// A model, parsed and validated at init, that answers prediction events.
+///
+/// Build it during the Lambda init phase (which runs with unthrottled CPU),
+/// then hand it to [`serve`](super::serve). The first invocation it answers
+/// is the cold start: its response says `"cold_start": true` and it records
+/// [`ColdStartMetrics`].
+pub struct LambdaHandler {
+    model: Model<'static>,
+    max_batch: usize,
+    /// One set of buffers, reused by every row of every invocation.
+    scratch: Mutex<Scratch>,
+    /// The instant the first invocation started; set once.
+    init_time: OnceLock<Instant>,
+    /// The cold-start figures; set once, by the first invocation.
+    cold_start_metrics: OnceLock<ColdStartMetrics>,
+    process_start: Instant,
+    ready_at: Instant,
+    model_parse: Duration,
+    model_bytes: usize,
+}
+
+impl std::fmt::Debug for LambdaHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LambdaHandler")
+            .field("family", &self.model.family().to_string())
+            .field("n_features", &self.model.n_features())
+            .field("n_outputs", &self.model.n_outputs())
+            .field("max_batch", &self.max_batch)
+            .field("model_bytes", &self.model_bytes)
+            .field("cold_start_metrics", &self.cold_start_metrics.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LambdaHandler {
+    /// Parses and validates the model in `bytes`, verifying every checksum
+    /// (header and footer).
+    ///
+    /// # Errors
+    /// [`LambdaError::EmptyModel`] for no bytes,
+    /// [`LambdaError::InvalidMagic`] when the bytes do not start with `APR\0`,
+    /// [`LambdaError::Format`] for any other container problem and
+    /// [`LambdaError::Model`] when the runtime cannot serve the model.
+    ///
+    /// ```
+    /// # use apr_runtime::lambda::{LambdaError, LambdaHandler};
+    /// assert!(matches!(LambdaHandler::from_bytes(b""), Err(LambdaError::EmptyModel)));
+    /// assert!(matches!(
+    ///     LambdaHandler::from_bytes(b"GGUF and more"),
+    ///     Err(LambdaError::InvalidMagic { expected, actual }) if &expected == b"APR\0" && &actual == b"GGUF"
+    /// ));
+    /// ```
+    pub fn from_bytes(bytes: &'static [u8]) -> Result<Self, LambdaError> {
+        Self::build(bytes, ParseOptions::default())
+    }
+
+    /// Like [`from_bytes`](Self::from_bytes), but skips the footer CRC (a
+    /// pass over every byte of the model): for bytes already verified, such
+    /// as those `#[apr_lambda]` checked while compiling. The header checksum,
+    /// bounds and shapes are still validated.
+    ///
+    /// # Errors
+    /// As [`from_bytes`](Self::from_bytes), except footer checksum mismatches.
+    pub fn from_embedded(bytes: &'static [u8]) -> Result<Self, LambdaError> {
+        Self::build(
+            bytes,
+            ParseOptions {
+                verify_footer_crc: false,
+            },
+        )
+    }
+
+    fn build(bytes: &'static [u8], options: ParseOptions) -> Result<Self, LambdaError> {
+        let process_start = mark_process_start();
+        let parse_start = Instant::now();
+        let Some(magic) = bytes.get(..4) else {
+            return Err(if bytes.is_empty() {
+                LambdaError::EmptyModel
+            } else {
+                let mut actual = [0u8; 4];
+                for (dst, src) in actual.iter_mut().zip(bytes) {
+                    *dst = *src;
+                }
+                LambdaError::InvalidMagic {
+                    expected: V2_MAGIC,
+                    actual,
+                }
+            });
+        };
+        if magic != V2_MAGIC {
+            let mut actual = [0u8; 4];
+            actual.copy_from_slice(magic);
+            return Err(LambdaError::InvalidMagic {
+                expected: V2_MAGIC,
+                actual,
+            });
+        }
+        let file = AprFile::parse_with(bytes, options)?;
+        let model = Model::from_file(&file)?;
+        let model_parse = parse_start.elapsed();
+        let scratch = Mutex::new(model.scratch());
+        Ok(LambdaHandler {
+            model,
+            max_batch: DEFAULT_MAX_BATCH,
+            scratch,
+            init_time: OnceLock::new(),
+            cold_start_metrics: OnceLock::new(),
+            process_start,
+            ready_at: Instant::now(),
+            model_parse,
+            model_bytes: bytes.len(),
+        })
+    }
+
+    /// Sets the most rows a batch event may carry (default
+    /// [`DEFAULT_MAX_BATCH`], 10 000); larger batches are answered with
+    /// [`LambdaError::BatchTooLarge`]. A limit of 0 is taken as 1.
+    #[must_use]
+    pub fn with_max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n.max(1);
+        self
+    }
+
+    /// The model being served.
+    pub fn model(&self) -> &Model<'static> {
+        &self.model
+    }
+
+    /// The batch limit.
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    /// The cold-start figures, once the first invocation has been answered.
+    pub fn cold_start_metrics(&self) -> Option<&ColdStartMetrics> {
+        self.cold_start_metrics.get()
+    }
+
+    /// Time spent parsing and validating the model at init.
+    pub fn model_parse_time(&self) -> Duration {
+        self.model_parse
+    }
+
+    /// Answers one request. The first call of the process is the cold start.
+    ///
+    /// # Errors
+    /// [`LambdaError::FeatureCount`], [`LambdaError::NonFinite`],
+    /// [`LambdaError::EmptyBatch`] and [`LambdaError::BatchTooLarge`] for bad
+    /// rows (checked before any inference), [`LambdaError::InferenceError`]
+    /// if the model fails.
+    pub fn handle(&self, req: &LambdaRequest) -> Result<LambdaResponse, LambdaError> {
+        let started = Instant::now();
+        let cold_start = self.init_time.set(started).is_ok();
+        let rows = match req {
+            LambdaRequest::Single { features } => RowsRef::Single(features),
+            LambdaRequest::Batch { instances } => RowsRef::Nested(instances),
+        };
+        let response = self.answer(rows, started, cold_start);
+        if cold_start {
+            self.record_cold_start(started);
+        }
+        response
+    }
+
+    /// Answers one raw event (the Runtime API `/next` body): decodes it,
+    /// predicts, and builds the response. `Err` is a Lambda error response;
+    /// errors in Function URL events are `Ok` HTTP 4xx/5xx responses.
+    pub(crate) fn respond(&self, raw: &[u8]) -> (Result<InvocationResponse, LambdaError>, Outcome) {
+        let started = Instant::now();
+        let cold_start = self.init_time.set(started).is_ok();
+        let decoded = decode_event(raw);
+        let (kind, rows) = match &decoded {
+            Ok(event) => (event.kind(), event.row_count()),
+            Err(_) => ("unknown", 0),
+        };
+        let result = match decoded {
+            Err(err) => Err(err),
+            Ok(DecodedEvent::Direct(rows)) => self
+                .answer(RowsRef::from_rows(&rows), started, cold_start)
+                .map(InvocationResponse::Direct),
+            Ok(DecodedEvent::Http(rows)) => {
+                let answered = match rows {
+                    Ok(rows) => self.answer(RowsRef::from_rows(&rows), started, cold_start),
+                    Err(err) => Err(err),
+                };
+                Ok(InvocationResponse::Http(match answered {
+                    Ok(response) => match serde_json::to_string(&response) {
+                        Ok(body) => HttpResponse::json(200, body),
+                        Err(e) => HttpResponse::from_error(&LambdaError::InferenceError(format!(
+                            "the response could not be serialized: {e}"
+                        ))),
+                    },
+                    Err(err) => HttpResponse::from_error(&err),
+                }))
+            }
+        };
+        if cold_start {
+            self.record_cold_start(started);
+        }
+        let outcome = Outcome {
+            kind,
+            rows,
+            cold_start,
+            latency: started.elapsed(),
+        };
+        (result, outcome)
+    }
+
+    /// Validates every row, then predicts them all with the shared scratch.
+    fn answer(
+        &self,
+        rows: RowsRef<'_>,
+        started: Instant,
+        cold_start: bool,
+    ) -> Result<LambdaResponse, LambdaError> {
+        self.validate(&rows)?;
+        let predictions = self.predict(&rows)?;
+        Ok(LambdaResponse {
+            predictions,
+            cold_start,
+            latency_ms: millis(started.elapsed()),
+        })
+    }
+
+    /// Records the cold-start figures once the first invocation (which
+    /// started at `started`) is answered.
+    fn record_cold_start(&self, started: Instant) {
+        let latency = started.elapsed();
+        let since_start = started.saturating_duration_since(self.process_start) + latency;
+        let _ = self.cold_start_metrics.set(ColdStartMetrics {
+            init_ms: millis(self.ready_at.saturating_duration_since(self.process_start)),
+            model_parse_ms: millis(self.model_parse),
+            first_invoke_ms: millis(latency),
+            first_response_ms: millis(since_start),
+            model_bytes: self.model_bytes,
+        });
+    }
+
+    fn validate(&self, rows: &RowsRef<'_>) -> Result<(), LambdaError> {
+        let n_rows = rows.len();
+        if rows.is_batch() {
+            if n_rows == 0 {
+                return Err(LambdaError::EmptyBatch);
+            }
+            if n_rows > self.max_batch {
+                return Err(LambdaError::BatchTooLarge {
+                    rows: n_rows,
+                    max: self.max_batch,
+                });
+            }
+        }
+        let expected = self.model.n_features();
+        for i in 0..n_rows {
+            let row = rows.row(i);
+            let instance = rows.is_batch().then_some(i);
+            if row.len() != expected {
+                return Err(LambdaError::FeatureCount {
+                    instance,
+                    expected,
+                    found: row.len(),
+                });
+            }
+            if let Some(index) = row.iter().position(|v| !v.is_finite()) {
+                return Err(LambdaError::NonFinite { instance, index });
+            }
+        }
+        Ok(())
+    }
+
+    fn predict(&self, rows: &RowsRef<'_>) -> Result<Predictions, LambdaError> {
+        let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+        if !rows.is_batch() {
+            return self
+                .predict_row(rows.row(0), None, &mut scratch)
+                .map(Predictions::Single);
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for i in 0..rows.len() {
+            out.push(self.predict_row(rows.row(i), Some(i), &mut scratch)?);
+        }
+        Ok(Predictions::Batch(out))
+    }
+
+    fn predict_row(
+        &self,
+        row: &[f32],
+        instance: Option<usize>,
+        scratch: &mut Scratch,
+    ) -> Result<RowPrediction, LambdaError> {
+        let output = self
+            .model
+            .predict(row, scratch)
+            .map_err(|e| LambdaError::from_predict(e, instance))?;
+        Ok(RowPrediction {
+            prediction: output.prediction(),
+            probabilities: output.probabilities.map(<[f32]>::to_vec),
+            outputs: output.outputs.to_vec(),
+        })
+    }
+}
+
+/// What one invocation did, for its log line.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outcome {
+    pub(crate) kind: &'static str,
+    pub(crate) rows: usize,
+    pub(crate) cold_start: bool,
+    pub(crate) latency: Duration,
+}
+
+pub(crate) fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A view of the rows of a request, whichever way they are stored.
+enum RowsRef<'r> {
+    Single(&'r [f32]),
+    Nested(&'r [Vec<f32>]),
+    Flat {
+        values: &'r [f32],
+        row_ends: &'r [usize],
+    },
+}
+
+impl<'r> RowsRef<'r> {
+    fn from_rows(rows: &'r Rows) -> Self {
+        match rows {
+            Rows::Single(features) => RowsRef::Single(features),
+            Rows::Batch { values, row_ends } => RowsRef::Flat { values, row_ends },
+        }
+    }
+
+    fn is_batch(&self) -> bool {
+        !matches!(self, RowsRef::Single(_))
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            RowsRef::Single(_) => 1,
+            RowsRef::Nested(rows) => rows.len(),
+            RowsRef::Flat { row_ends, .. } => row_ends.len(),
+        }
+    }
+
+    /// Row `i`; empty when out of range (callers iterate `0..len()`).
+    fn row(&self, i: usize) -> &'r [f32] {
+        match self {
+            RowsRef::Single(row) => row,
+            RowsRef::Nested(rows) => rows.get(i).map_or(&[], Vec::as_slice),
+            RowsRef::Flat { values, row_ends } => {
+                let start = match i.checked_sub(1) {
+                    Some(prev) => row_ends.get(prev).copied().unwrap_or(0),
+                    None => 0,
+                };
+                let end = row_ends.get(i).copied().unwrap_or(start);
+                values.get(start..end).unwrap_or(&[])
+            }
+        }
+    }
+}
