@@ -407,3 +407,182 @@ impl<'r> RowsRef<'r> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lambda::events::InvocationResponse;
+    use crate::model::Prediction;
+
+    static LINEAR: &[u8] = include_bytes!("../../tests/fixtures/linear_regression.v2.apr");
+    static MULTICLASS: &[u8] = include_bytes!("../../tests/fixtures/mlp_multiclass.v2.apr");
+    static BAD_FOOTER: &[u8] = include_bytes!("../../tests/fixtures/bad_footer_crc.apr");
+    static BAD_HEADER: &[u8] = include_bytes!("../../tests/fixtures/bad_header_crc.apr");
+    static BAD_MAGIC: &[u8] = include_bytes!("../../tests/fixtures/bad_magic.apr");
+    static TRUNCATED: &[u8] = include_bytes!("../../tests/fixtures/bad_truncated_header.apr");
+
+    fn handler(bytes: &'static [u8]) -> LambdaHandler {
+        LambdaHandler::from_bytes(bytes).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn single(features: &[f32]) -> LambdaRequest {
+        LambdaRequest::Single {
+            features: features.to_vec(),
+        }
+    }
+
+    #[test]
+    fn init_errors_name_the_problem() {
+        assert!(matches!(
+            LambdaHandler::from_bytes(b""),
+            Err(LambdaError::EmptyModel)
+        ));
+        match LambdaHandler::from_bytes(BAD_MAGIC) {
+            Err(LambdaError::InvalidMagic { expected, actual }) => {
+                assert_eq!(&expected, b"APR\0");
+                assert_ne!(&actual, b"APR\0");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            LambdaHandler::from_bytes(b"AP"),
+            Err(LambdaError::InvalidMagic { actual: [b'A', b'P', 0, 0], .. })
+        ));
+        for bytes in [BAD_HEADER, TRUNCATED] {
+            let err = LambdaHandler::from_bytes(bytes).err();
+            assert!(matches!(err, Some(LambdaError::Format(_))), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn from_bytes_verifies_the_footer_and_from_embedded_skips_it() {
+        let err = LambdaHandler::from_bytes(BAD_FOOTER).err();
+        assert!(matches!(err, Some(LambdaError::Format(_))), "{err:?}");
+        assert!(LambdaHandler::from_embedded(BAD_FOOTER).is_ok());
+    }
+
+    #[test]
+    fn the_first_invocation_is_the_cold_start() {
+        let h = handler(LINEAR);
+        assert!(h.cold_start_metrics().is_none());
+        let first = h.handle(&single(&[1.0, 2.0, 3.0])).unwrap_or_else(|e| panic!("{e}"));
+        assert!(first.cold_start);
+        let Predictions::Single(row) = &first.predictions else {
+            panic!("{first:?}")
+        };
+        match row.prediction {
+            Prediction::Value(v) => assert!((v - 2.005_765).abs() < 1e-4, "{v}"),
+            ref other => panic!("{other:?}"),
+        }
+        assert!(row.probabilities.is_none());
+        let metrics = h.cold_start_metrics().copied();
+        assert!(metrics.is_some_and(|m| m.model_bytes == LINEAR.len()));
+        let second = h.handle(&single(&[0.0, 0.0, 0.0])).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!second.cold_start);
+        assert_eq!(h.cold_start_metrics().copied(), metrics);
+    }
+
+    #[test]
+    fn batches_answer_every_row_in_order() {
+        let h = handler(MULTICLASS);
+        let rows = vec![vec![5.1, 3.5, 1.4, 0.2], vec![6.7, 3.0, 5.2, 2.3]];
+        let response = h
+            .handle(&LambdaRequest::Batch {
+                instances: rows.clone(),
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Predictions::Batch(batch) = &response.predictions else {
+            panic!("{response:?}")
+        };
+        assert_eq!(batch.len(), 2);
+        for (row, answer) in rows.iter().zip(batch) {
+            let alone = h.handle(&single(row)).unwrap_or_else(|e| panic!("{e}"));
+            let Predictions::Single(expected) = alone.predictions else {
+                panic!()
+            };
+            assert_eq!(answer.prediction, expected.prediction);
+            assert!(matches!(answer.prediction, Prediction::Class(_)));
+            let p = answer.probabilities.as_deref().unwrap_or_default();
+            assert_eq!(p.len(), 3);
+            assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn bad_rows_are_rejected_before_inference() {
+        let h = handler(LINEAR).with_max_batch(2);
+        let cases: Vec<(LambdaRequest, &str)> = vec![
+            (single(&[1.0, 2.0]), "FeatureCount"),
+            (single(&[1.0, f32::NAN, 3.0]), "NonFinite"),
+            (LambdaRequest::Batch { instances: vec![] }, "EmptyBatch"),
+            (
+                LambdaRequest::Batch {
+                    instances: vec![vec![0.0; 3]; 3],
+                },
+                "BatchTooLarge",
+            ),
+            (
+                LambdaRequest::Batch {
+                    instances: vec![vec![0.0; 3], vec![f32::INFINITY, 0.0, 0.0]],
+                },
+                "NonFinite",
+            ),
+        ];
+        for (req, error_type) in cases {
+            match h.handle(&req) {
+                Err(e) => assert_eq!(e.error_type(), error_type, "{e}"),
+                Ok(r) => panic!("{req:?} answered {r:?}"),
+            }
+        }
+        let err = h
+            .handle(&LambdaRequest::Batch {
+                instances: vec![vec![0.0; 3], vec![1.0; 4]],
+            })
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("instance 1 has 4 features, but the model takes 3")
+        );
+    }
+
+    #[test]
+    fn raw_events_are_answered_in_all_three_shapes() {
+        let h = handler(LINEAR);
+        let (r, outcome) = h.respond(br#"{"features":[1,2,3]}"#);
+        assert!(outcome.cold_start);
+        assert_eq!(outcome.kind, "single");
+        let json = serde_json::to_value(r.unwrap_or_else(|e| panic!("{e}"))).unwrap_or_default();
+        assert!(json["prediction"].is_number(), "{json}");
+        assert_eq!(json["outputs"].as_array().map(Vec::len), Some(1));
+        assert_eq!(json["cold_start"], true);
+        assert!(json.get("probabilities").is_none());
+
+        let (r, outcome) = h.respond(br#"{"instances":[[1,2,3],[0,0,0]]}"#);
+        assert!(!outcome.cold_start);
+        assert_eq!(outcome.rows, 2);
+        let json = serde_json::to_value(r.unwrap_or_else(|e| panic!("{e}"))).unwrap_or_default();
+        assert_eq!(json["predictions"].as_array().map(Vec::len), Some(2));
+        assert_eq!(json["cold_start"], false);
+
+        let (r, _) = h.respond(
+            br#"{"requestContext":{"http":{"method":"POST"}},"body":"{\"features\":[1,2,3]}","isBase64Encoded":false}"#,
+        );
+        let Ok(InvocationResponse::Http(http)) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(http.status_code, 200);
+        let body: serde_json::Value = serde_json::from_str(&http.body).unwrap_or_default();
+        assert!(body["prediction"].is_number());
+
+        let (r, _) = h.respond(br#"{"requestContext":{},"body":"{\"features\":[1,2]}"}"#);
+        let Ok(InvocationResponse::Http(http)) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(http.status_code, 400);
+        assert!(http.body.contains("FeatureCount"), "{}", http.body);
+
+        let (r, _) = h.respond(b"{oops");
+        assert!(matches!(r, Err(LambdaError::MalformedEvent { .. })));
+    }
+}

@@ -128,3 +128,56 @@ EXAMPLES
         max = handler.max_batch(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static LINEAR: &[u8] = include_bytes!("../../tests/fixtures/linear_regression.v2.apr");
+
+    fn run(args: &[&str], stdin: &str) -> (LocalSummary, Vec<serde_json::Value>, String) {
+        let handler = LambdaHandler::from_bytes(LINEAR).unwrap_or_else(|e| panic!("{e}"));
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        let mut out = Vec::new();
+        let summary = run_local(
+            &handler,
+            "bootstrap",
+            &args,
+            &mut std::io::Cursor::new(stdin.as_bytes()),
+            &mut out,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let lines = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        (summary, lines, text)
+    }
+
+    #[test]
+    fn arguments_are_events() {
+        let (summary, lines, _) = run(&[r#"{"features":[1,2,3]}"#, r#"{"features":[1]}"#], "");
+        assert_eq!(summary, LocalSummary { events: 2, failed: 1 });
+        assert_eq!(lines[0]["cold_start"], true);
+        assert_eq!(lines[1]["errorType"], "FeatureCount");
+    }
+
+    #[test]
+    fn stdin_lines_are_events_when_there_are_no_arguments() {
+        let stdin = "{\"features\":[1,2,3]}\n\n  {\"instances\":[[1,2,3]]}\n";
+        let (summary, lines, _) = run(&[], stdin);
+        assert_eq!(summary, LocalSummary { events: 2, failed: 0 });
+        assert_eq!(lines[1]["cold_start"], false);
+        assert!(lines[1]["predictions"].is_array());
+    }
+
+    #[test]
+    fn help_explains_both_modes() {
+        let (summary, _, text) = run(&["--help"], "");
+        assert_eq!(summary.events, 0);
+        assert!(text.contains("AWS_LAMBDA_RUNTIME_API"));
+        assert!(text.contains("Local mode"));
+        assert!(text.contains("[0,0,0]"), "{text}");
+    }
+}
