@@ -574,3 +574,477 @@ fn parse_index(bytes: &[u8], header: &Header) -> Result<Vec<TensorInfo>, FormatE
     }
     Ok(tensors)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::header::{Flags, HEADER_CRC_OFFSET};
+    use crate::format::AprWriter;
+
+    /// One hand-made index entry (anything may be wrong with it).
+    struct RawEntry {
+        name: Vec<u8>,
+        code: u8,
+        dims: Vec<u64>,
+        offset: u64,
+        size: u64,
+    }
+
+    fn entry(name: &str, code: u8, dims: &[u64], offset: u64, size: u64) -> RawEntry {
+        RawEntry {
+            name: name.as_bytes().to_vec(),
+            code,
+            dims: dims.to_vec(),
+            offset,
+            size,
+        }
+    }
+
+    /// Lays out a file exactly like the writer would, from raw parts, with
+    /// valid checksums; `data_len` bytes of data (0x11 filled).
+    fn raw_file(json: &[u8], entries: &[RawEntry], data_len: usize) -> Vec<u8> {
+        let mut index = Vec::new();
+        for e in entries {
+            index.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
+            index.extend_from_slice(&e.name);
+            index.push(e.code);
+            index.push(e.dims.len() as u8);
+            for d in &e.dims {
+                index.extend_from_slice(&d.to_le_bytes());
+            }
+            index.extend_from_slice(&e.offset.to_le_bytes());
+            index.extend_from_slice(&e.size.to_le_bytes());
+        }
+        let index_offset = 64 + (json.len() as u64).div_ceil(64) * 64;
+        let data_offset = index_offset + (index.len() as u64).div_ceil(64) * 64;
+        let header = Header {
+            version_major: 2,
+            version_minor: 0,
+            flags: Flags(Flags::ROW_MAJOR),
+            tensor_count: entries.len() as u32,
+            metadata_offset: 64,
+            metadata_size: json.len() as u32,
+            tensor_index_offset: index_offset,
+            data_offset,
+            header_crc: 0,
+        };
+        let mut out = header.encode().to_vec();
+        out.extend_from_slice(json);
+        out.resize(index_offset as usize, 0);
+        out.extend_from_slice(&index);
+        out.resize(data_offset as usize, 0);
+        out.resize(data_offset as usize + data_len, 0x11);
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    const JSON: &[u8] = br#"{"model_type":"LinearRegression"}"#;
+
+    fn valid() -> Vec<u8> {
+        raw_file(
+            JSON,
+            &[
+                entry("bias", 0, &[1], 0, 4),
+                entry("weight", 0, &[1, 3], 64, 12),
+            ],
+            128,
+        )
+    }
+
+    /// Rewrites the header field at `at`, then fixes both checksums.
+    fn patch(mut bytes: Vec<u8>, at: usize, new: &[u8]) -> Vec<u8> {
+        bytes[at..at + new.len()].copy_from_slice(new);
+        refresh_checksums(bytes)
+    }
+
+    fn refresh_checksums(mut bytes: Vec<u8>) -> Vec<u8> {
+        let mut header = [0u8; 64];
+        header.copy_from_slice(&bytes[..64]);
+        let crc = header_crc(&header);
+        bytes[HEADER_CRC_OFFSET..HEADER_CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
+        let body = bytes.len() - 4;
+        let crc = crc32fast::hash(&bytes[..body]);
+        bytes[body..].copy_from_slice(&crc.to_le_bytes());
+        bytes
+    }
+
+    fn parse_err(bytes: &[u8]) -> FormatError {
+        match AprFile::parse(bytes) {
+            Ok(_) => panic!("accepted a file that breaks a rule"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn a_valid_hand_made_file_reads() {
+        let bytes = valid();
+        let file = AprFile::parse(&bytes).expect("valid");
+        assert_eq!(file.header().tensor_count, 2);
+        assert_eq!(file.model_type(), Some("LinearRegression"));
+        let weight = file.tensor("weight").expect("present");
+        assert_eq!(weight.shape(), &[1, 3]);
+        assert_eq!(weight.bytes(), &[0x11; 12]);
+        assert!(file.tensor("missing").is_none());
+        assert_eq!(file.iter().count(), 2);
+        assert!(matches!(file.footer(), FooterStatus::Verified { .. }));
+    }
+
+    #[test]
+    fn magic_and_header_length() {
+        assert!(matches!(parse_err(&[]), FormatError::Empty));
+        assert!(matches!(
+            parse_err(b"AP"),
+            FormatError::TruncatedHeader { length: 2 }
+        ));
+        assert!(matches!(
+            parse_err(b"XY"),
+            FormatError::BadMagic {
+                found: [b'X', b'Y', 0, 0]
+            }
+        ));
+        assert!(matches!(
+            parse_err(b"APRN\x01\x00rest"),
+            FormatError::BadMagic { found } if &found == b"APRN"
+        ));
+        assert!(parse_err(b"APRN").to_string().contains("v1"));
+        let bytes = valid();
+        assert!(matches!(
+            parse_err(&bytes[..63]),
+            FormatError::TruncatedHeader { length: 63 }
+        ));
+    }
+
+    #[test]
+    fn version_major_must_be_2_any_minor() {
+        assert!(matches!(
+            parse_err(&patch(valid(), 4, &[3, 0])),
+            FormatError::UnsupportedVersion { major: 3, minor: 0 }
+        ));
+        assert!(matches!(
+            parse_err(&patch(valid(), 4, &[1, 0])),
+            FormatError::UnsupportedVersion { major: 1, .. }
+        ));
+        let minor = patch(valid(), 5, &[9]);
+        assert_eq!(
+            AprFile::parse(&minor).map(|f| f.header().version()).ok(),
+            Some("2.9".into())
+        );
+    }
+
+    #[test]
+    fn header_crc_is_checked() {
+        let mut bytes = valid();
+        bytes[8] ^= 1;
+        match parse_err(&bytes) {
+            FormatError::HeaderChecksum { stored, computed } => assert_ne!(stored, computed),
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn rejected_flags() {
+        for (mask, check) in [
+            (Flags::LZ4, "LZ4"),
+            (Flags::ZSTD, "ZSTD"),
+            (Flags::ENCRYPTED, "encrypted"),
+            (Flags::SIGNED, "signed"),
+            (Flags::SHARDED, "sharded"),
+            (Flags::COLUMN_MAJOR, "column-major"),
+        ] {
+            let err = parse_err(&patch(valid(), 6, &(mask | Flags::ROW_MAJOR).to_le_bytes()));
+            assert!(err.to_string().contains(check), "{err}");
+        }
+        // Informational flags and a missing row-major flag are fine.
+        let quiet = patch(
+            valid(),
+            6,
+            &(Flags::QUANTIZED | Flags::HAS_VOCAB).to_le_bytes(),
+        );
+        assert!(AprFile::parse(&quiet).is_ok());
+        assert!(AprFile::parse(&patch(valid(), 6, &[0, 0])).is_ok());
+    }
+
+    #[test]
+    fn section_offsets() {
+        assert!(matches!(
+            parse_err(&patch(valid(), 12, &0u64.to_le_bytes())),
+            FormatError::SectionOffset {
+                section: "metadata",
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse_err(&patch(valid(), 20, &u32::MAX.to_le_bytes())),
+            FormatError::MetadataOutOfBounds { .. }
+        ));
+        assert!(matches!(
+            parse_err(&patch(valid(), 12, &(u64::MAX - 2).to_le_bytes())),
+            FormatError::MetadataOutOfBounds { .. }
+        ));
+        assert!(matches!(
+            parse_err(&patch(valid(), 24, &u64::MAX.to_le_bytes())),
+            FormatError::SectionOffset {
+                section: "tensor index",
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse_err(&patch(valid(), 32, &64u64.to_le_bytes())),
+            FormatError::SectionOffset {
+                section: "data",
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse_err(&patch(valid(), 32, &(256u64 + 8).to_le_bytes())),
+            FormatError::SectionOffset {
+                section: "data",
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse_err(&patch(valid(), 32, &(u64::MAX - 63).to_le_bytes())),
+            FormatError::SectionOffset {
+                section: "data",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn metadata_must_be_a_json_object() {
+        let bad_json = raw_file(b"{\"model_type\":", &[], 0);
+        assert!(matches!(
+            parse_err(&bad_json),
+            FormatError::MetadataJson { offset: 64, .. }
+        ));
+        let not_utf8 = raw_file(b"{\"a\":\"\xff\"}", &[], 0);
+        assert!(matches!(
+            parse_err(&not_utf8),
+            FormatError::MetadataJson { .. }
+        ));
+        let array = raw_file(b"[1,2]", &[], 0);
+        assert!(matches!(
+            parse_err(&array),
+            FormatError::MetadataNotObject {
+                found: "an array",
+                ..
+            }
+        ));
+        let padded = raw_file(b"{}\0\0", &[], 0);
+        assert!(matches!(
+            parse_err(&padded),
+            FormatError::MetadataJson { .. }
+        ));
+    }
+
+    #[test]
+    fn metadata_keeps_unknown_keys_and_the_last_duplicate() {
+        let bytes = raw_file(
+            br#"{"model_type":"","custom":{"x":[1]},"k":1,"k":2}"#,
+            &[],
+            0,
+        );
+        let file = AprFile::parse(&bytes).expect("valid");
+        assert_eq!(file.model_type(), None);
+        assert_eq!(file.metadata().get("k"), Some(&Value::from(2)));
+        assert_eq!(
+            file.metadata().get("custom"),
+            Some(&serde_json::json!({"x": [1]}))
+        );
+        let empty = raw_file(b"{}", &[], 0);
+        assert!(AprFile::parse(&empty).is_ok_and(|f| f.model_type().is_none()));
+    }
+
+    #[test]
+    fn index_names_are_sorted_unique_utf8() {
+        let unsorted = raw_file(
+            JSON,
+            &[entry("b", 0, &[1], 0, 4), entry("a", 0, &[1], 64, 4)],
+            128,
+        );
+        assert!(matches!(
+            parse_err(&unsorted),
+            FormatError::UnsortedIndex { entry: 1, .. }
+        ));
+        let duplicate = raw_file(
+            JSON,
+            &[entry("a", 0, &[1], 0, 4), entry("a", 0, &[1], 64, 4)],
+            128,
+        );
+        assert!(
+            matches!(parse_err(&duplicate), FormatError::DuplicateTensor { name } if name == "a")
+        );
+        let mut bad_name = entry("a", 0, &[1], 0, 4);
+        bad_name.name = vec![0xc3];
+        assert!(matches!(
+            parse_err(&raw_file(JSON, &[bad_name], 64)),
+            FormatError::TensorNameUtf8 { entry: 0, .. }
+        ));
+        // Raw-byte order: "Z" (0x5a) sorts before "a" (0x61), "é" after "z".
+        let bytes_order = raw_file(
+            JSON,
+            &[
+                entry("Z", 0, &[1], 0, 4),
+                entry("a", 0, &[1], 64, 4),
+                entry("é", 0, &[1], 128, 4),
+            ],
+            192,
+        );
+        let file = AprFile::parse(&bytes_order).expect("valid");
+        assert!(file.tensor("é").is_some() && file.tensor("Z").is_some());
+    }
+
+    #[test]
+    fn index_entries_are_checked() {
+        let one = |e: RawEntry, data: usize| parse_err(&raw_file(JSON, &[e], data));
+        assert!(matches!(
+            one(entry("t", 2, &[1], 0, 4), 64),
+            FormatError::UnknownDType { code: 2, .. }
+        ));
+        assert!(matches!(
+            one(entry("t", 0, &[1; 9], 0, 4), 64),
+            FormatError::TooManyDims { ndim: 9, .. }
+        ));
+        assert!(matches!(
+            one(entry("t", 0, &[2, 2], 0, 12), 64),
+            FormatError::SizeMismatch {
+                expected: 16,
+                found: 12,
+                ..
+            }
+        ));
+        assert!(matches!(
+            one(entry("t", 5, &[u64::MAX, 2], 0, 0), 64),
+            FormatError::ElementCountOverflow { .. }
+        ));
+        assert!(matches!(
+            one(entry("t", 129, &[u64::MAX / 2], 0, 0), 64),
+            FormatError::ElementCountOverflow { .. } | FormatError::SizeMismatch { .. }
+        ));
+        assert!(matches!(
+            one(entry("t", 0, &[1], 4, 4), 64),
+            FormatError::MisalignedTensor { offset: 4, .. }
+        ));
+        assert!(matches!(
+            one(entry("t", 0, &[1], 64, 4), 64),
+            FormatError::TensorOutOfBounds { offset: 64, .. }
+        ));
+        assert!(matches!(
+            one(entry("t", 0, &[1], u64::MAX - 63, 4), 64),
+            FormatError::TensorOutOfBounds { .. }
+        ));
+        // Zero-dim (scalar) and zero-size tensors are fine.
+        let scalar = raw_file(
+            JSON,
+            &[entry("s", 0, &[], 0, 4), entry("z", 0, &[0], 64, 0)],
+            64,
+        );
+        let file = AprFile::parse(&scalar).expect("valid");
+        assert_eq!(file.tensor("s").map(|t| t.numel()), Some(1));
+        assert_eq!(
+            file.tensor("z")
+                .and_then(|t| t.to_f32().ok())
+                .map(|v| v.len()),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn index_must_fit_before_the_data() {
+        // The zero padding after the last entry reads as an entry named "",
+        // which sorts before "weight".
+        let too_many = patch(valid(), 8, &5u32.to_le_bytes());
+        assert!(matches!(
+            parse_err(&too_many),
+            FormatError::UnsortedIndex { entry: 2, .. }
+        ));
+        // One entry of exactly 64 bytes (no padding): a second one cannot fit.
+        let name = "n".repeat(36);
+        let exact = raw_file(JSON, &[entry(&name, 0, &[1], 0, 4)], 64);
+        assert!(AprFile::parse(&exact).is_ok());
+        assert!(matches!(
+            parse_err(&patch(exact.clone(), 8, &2u32.to_le_bytes())),
+            FormatError::IndexOutOfBounds {
+                entry: 1,
+                needed: 2,
+                ..
+            }
+        ));
+        // A huge count must fail fast, without a huge allocation.
+        assert!(matches!(
+            parse_err(&patch(exact, 8, &u32::MAX.to_le_bytes())),
+            FormatError::IndexOutOfBounds { entry: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn file_length_rules() {
+        let bytes = valid();
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(parse_err(&longer), FormatError::FileLength { .. }));
+        for cut in [1, 2, 3, 5, 64] {
+            let short = &bytes[..bytes.len() - cut];
+            assert!(
+                matches!(parse_err(short), FormatError::FileLength { .. }),
+                "cut {cut}"
+            );
+        }
+        let no_footer = &bytes[..bytes.len() - 4];
+        let file = AprFile::parse(no_footer).expect("accepted without footer");
+        assert_eq!(file.footer(), FooterStatus::Absent);
+        assert!(file.tensor("weight").is_some());
+    }
+
+    #[test]
+    fn footer_crc_is_verified_unless_disabled() {
+        let mut bytes = valid();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x80;
+        assert!(matches!(
+            parse_err(&bytes),
+            FormatError::FooterChecksum { .. }
+        ));
+        let unchecked = AprFile::parse_with(
+            &bytes,
+            ParseOptions {
+                verify_footer_crc: false,
+            },
+        );
+        assert_eq!(
+            unchecked.map(|f| f.footer()).ok(),
+            Some(FooterStatus::NotChecked)
+        );
+        let mut data_flip = valid();
+        data_flip[last - 10] ^= 1;
+        assert!(matches!(
+            parse_err(&data_flip),
+            FormatError::FooterChecksum { .. }
+        ));
+    }
+
+    #[test]
+    fn f32_is_borrowed_when_aligned_and_copied_otherwise() {
+        let mut writer = AprWriter::new();
+        writer
+            .add_f32("w", &[2, 2], &[1.0, -2.0, 3.5, f32::MIN])
+            .expect("valid");
+        let bytes = writer.to_bytes();
+        // 4-aligned backing store.
+        let mut words = vec![0u32; bytes.len().div_ceil(4) + 1];
+        let aligned: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+        aligned[..bytes.len()].copy_from_slice(&bytes);
+        let file = AprFile::parse(&aligned[..bytes.len()]).expect("valid");
+        let values = file.tensor("w").expect("present").to_f32().expect("f32");
+        assert!(matches!(values, Cow::Borrowed(_)));
+        assert_eq!(&*values, &[1.0, -2.0, 3.5, f32::MIN]);
+        // Shift by one byte: the data is no longer 4-aligned.
+        aligned.copy_within(..bytes.len(), 1);
+        let file = AprFile::parse(&aligned[1..=bytes.len()]).expect("valid");
+        let values = file.tensor("w").expect("present").to_f32().expect("f32");
+        assert!(matches!(values, Cow::Owned(_)));
+        assert_eq!(&*values, &[1.0, -2.0, 3.5, f32::MIN]);
+    }
+}
