@@ -46,9 +46,9 @@ fn vec_in(len: std::ops::Range<usize>, lo: f32, hi: f32) -> impl Strategy<Value 
 }
 
 /// `(rows, n_in, n_out, w, x, bias)` for gemm; gemv uses rows = 1.
-fn matrix_case(
-    max_rows: usize,
-) -> impl Strategy<Value = (usize, usize, usize, Vec<f32>, Vec<f32>, Option<Vec<f32>>)> {
+type MatrixCase = (usize, usize, usize, Vec<f32>, Vec<f32>, Option<Vec<f32>>);
+
+fn matrix_case(max_rows: usize) -> impl Strategy<Value = MatrixCase> {
     (1..=max_rows, 0usize..70, 0usize..40).prop_flat_map(|(rows, n_in, n_out)| {
         (
             Just(rows),
