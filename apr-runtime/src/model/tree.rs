@@ -21,6 +21,10 @@ use super::{ModelError, PredictError};
 /// 2^24 is exact in `f32`).
 const MAX_EXACT_INTEGER: f32 = 16_777_216.0;
 
+/// The most classes a tree model may declare (leaf classes are exact `f32`
+/// integers, so none can exceed 2^24).
+const MAX_CLASSES: usize = 1 << 24;
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum TreeNode {
     Split {
@@ -195,7 +199,7 @@ impl TreeEnsemble {
     pub(super) fn load_tree(src: &TensorSource<'_, '_>) -> Result<Self, ModelError> {
         let n_features = src.metadata_count("n_features")?;
         let tree = load_tree(src, "", None, n_features)?;
-        Self::new(vec![tree], n_features)
+        Self::new(vec![tree], n_features, src.metadata_count("n_classes")?)
     }
 
     /// A `RandomForestClassifier`: arrays `tree_{i}_node_*`, `i` in
@@ -224,15 +228,42 @@ impl TreeEnsemble {
         let trees = (0..n_trees)
             .map(|i| load_tree(src, &format!("tree_{i}_"), Some(i), n_features))
             .collect::<Result<Vec<_>, _>>()?;
-        Self::new(trees, n_features)
+        Self::new(trees, n_features, src.metadata_count("n_classes")?)
     }
 
-    fn new(trees: Vec<DecisionTree>, n_features: Option<usize>) -> Result<Self, ModelError> {
-        let n_classes = trees
+    /// `n_classes` is metadata `n_classes` when present (it must cover every
+    /// leaf class), else the largest leaf class + 1.
+    fn new(
+        trees: Vec<DecisionTree>,
+        n_features: Option<usize>,
+        declared_classes: Option<usize>,
+    ) -> Result<Self, ModelError> {
+        let seen_classes = trees
             .iter()
             .filter_map(DecisionTree::max_class)
             .max()
             .map_or(1, |c| c.saturating_add(1));
+        let n_classes = match declared_classes {
+            None => seen_classes,
+            Some(n) if n > MAX_CLASSES => {
+                return Err(ModelError::InvalidMetadata {
+                    key: "n_classes".to_owned(),
+                    reason: format!(
+                        "{n} is more than the {MAX_CLASSES} classes a tree can address"
+                    ),
+                })
+            }
+            Some(n) if n >= seen_classes => n,
+            Some(n) => {
+                return Err(ModelError::InvalidMetadata {
+                    key: "n_classes".to_owned(),
+                    reason: format!(
+                        "it says {n} but a leaf predicts class {}",
+                        seen_classes.saturating_sub(1)
+                    ),
+                })
+            }
+        };
         let n_features = match n_features {
             Some(n) => n,
             None => trees
