@@ -106,22 +106,18 @@ fn embedded_bytes(model: Option<&EmbeddedModel>) -> (TokenStream, TokenStream) {
         struct __AprAligned<T: ?::core::marker::Sized>(T);
     };
     match model {
-        Some(EmbeddedModel::V2 { absolute_path, len }) => {
-            let len = Literal::usize_unsuffixed(*len);
-            (
-                quote! {
-                    #aligned
-                    static __APR_MODEL: &__AprAligned<[u8; #len]> =
-                        &__AprAligned(*::core::include_bytes!(#absolute_path));
-                },
-                quote!(&__APR_MODEL.0),
-            )
-        }
+        Some(EmbeddedModel::V2 { absolute_path }) => (
+            quote! {
+                #aligned
+                static __APR_MODEL: &__AprAligned<[u8]> =
+                    &__AprAligned(*::core::include_bytes!(#absolute_path));
+            },
+            quote!(&__APR_MODEL.0),
+        ),
         Some(EmbeddedModel::ConvertedV1 {
             original_path,
             converted,
         }) => {
-            let len = Literal::usize_unsuffixed(converted.len());
             let converted = Literal::byte_string(converted);
             (
                 quote! {
@@ -129,7 +125,7 @@ fn embedded_bytes(model: Option<&EmbeddedModel>) -> (TokenStream, TokenStream) {
                     // The v1 original, converted to v2 at compile time (below).
                     // Including it makes cargo rebuild when it changes.
                     const _: &[u8] = ::core::include_bytes!(#original_path);
-                    static __APR_MODEL: &__AprAligned<[u8; #len]> = &__AprAligned(*#converted);
+                    static __APR_MODEL: &__AprAligned<[u8]> = &__AprAligned(*#converted);
                 },
                 quote!(&__APR_MODEL.0),
             )

@@ -18,8 +18,6 @@ pub(crate) enum EmbeddedModel {
     V2 {
         /// The absolute path of the file (what `include_bytes!` reads).
         absolute_path: String,
-        /// Its length, known because the macro read it.
-        len: usize,
     },
     /// A v1 (APRN) file converted to v2 here; the converted bytes are embedded
     /// as a literal and the original is still `include_bytes!`-ed so that
@@ -67,10 +65,7 @@ pub(crate) fn load(model: &LitStr, features: Option<usize>) -> syn::Result<Embed
         })
     } else {
         validate_v2(&bytes, features).map_err(fail)?;
-        Ok(EmbeddedModel::V2 {
-            absolute_path,
-            len: bytes.len(),
-        })
+        Ok(EmbeddedModel::V2 { absolute_path })
     }
 }
 
@@ -93,10 +88,24 @@ fn read_model_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|error| format!("the model file cannot be read: {error}"))
 }
 
+/// The largest converted v1 model embedded as a byte-string literal. Literal
+/// tokens cost the compiler several times their size, unlike
+/// `include_bytes!`, so a larger model must be converted once, ahead of time.
+const MAX_CONVERTED_V1_LEN: usize = 16 * 1024 * 1024;
+
 /// The v1 -> v2 conversion, with the converter's error as the rule broken.
 fn convert_v1(bytes: &[u8]) -> Result<Vec<u8>, String> {
-    format::v1::convert_to_v2(bytes)
-        .map_err(|error| format!("cannot convert this v1 (APRN) file to v2: {error}"))
+    let converted = format::v1::convert_to_v2(bytes)
+        .map_err(|error| format!("cannot convert this v1 (APRN) file to v2: {error}"))?;
+    if converted.len() > MAX_CONVERTED_V1_LEN {
+        return Err(format!(
+            "this v1 (APRN) file converts to {} bytes, more than the {MAX_CONVERTED_V1_LEN} \
+             bytes the macro converts while compiling; convert it once with \
+             `apr-lambda convert IN OUT` and point `model` at the v2 file",
+            converted.len()
+        ));
+    }
+    Ok(converted)
 }
 
 /// Every check a v2 container must pass to be served: the container rules,
