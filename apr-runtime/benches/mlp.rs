@@ -1,0 +1,194 @@
+//! A 64→256→256→10 softmax MLP through the public model API
+//! (`Model::predict` with a reused `Scratch`, `Model::predict_batch`), on
+//! every kernel table this CPU runs, side by side in one process.
+//!
+//! - `mlp_single_row`: one row per iteration, `Throughput::Elements(1)`, so
+//!   criterion's `elem/s` reads as rows/s;
+//! - `mlp_batch_256`: 256 rows per iteration, `Throughput::Elements(flops)`
+//!   (a multiply-add counts as 2, bias adds and activations are not counted),
+//!   so `Gelem/s` reads as GFLOP/s.
+//!
+//! After criterion, a short summary (its own timing loop, the same calls)
+//! prints both rows/s and GFLOP/s for each table and the SIMD / scalar ratio.
+//!
+//! ```text
+//! cargo bench -p apr-runtime --no-default-features --bench mlp -- --warm-up-time 1 --measurement-time 2
+//! ```
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use apr_runtime::format::AprWriter;
+use apr_runtime::kernels::{self, Kernels};
+use apr_runtime::model::Model;
+use criterion::{BenchmarkId, Criterion, Throughput};
+use serde_json::json;
+
+const DIMS: [usize; 4] = [64, 256, 256, 10];
+const BATCH_ROWS: usize = 256;
+
+/// Deterministic values in [-1, 1).
+fn values(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s as f32 / u32::MAX as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// The model file: Linear(64->256), ReLU, Linear(256->256), ReLU,
+/// Linear(256->10), Softmax, F32 weights scaled by 1/sqrt(fan-in).
+fn model_bytes() -> Vec<u8> {
+    let mut writer = AprWriter::new();
+    writer.model_type("NeuralSequential");
+    writer.metadata(
+        "layers",
+        json!([
+            "Linear(64->256)",
+            "ReLU",
+            "Linear(256->256)",
+            "ReLU",
+            "Linear(256->10)",
+            "Softmax"
+        ]),
+    );
+    for (i, pair) in DIMS.windows(2).enumerate() {
+        let (n_in, n_out) = (pair[0], pair[1]);
+        let scale = 1.0 / (n_in as f32).sqrt();
+        let w: Vec<f32> = values(n_in * n_out, 10 + i as u32)
+            .iter()
+            .map(|v| v * scale)
+            .collect();
+        let b = values(n_out, 20 + i as u32);
+        writer
+            .add_f32(&(2 * i).to_string(), &[n_out, n_in], &w)
+            .and_then(|w| w.add_f32(&(2 * i + 1).to_string(), &[n_out], &b))
+            .unwrap_or_else(|e| panic!("building the benchmark model: {e}"));
+    }
+    writer.to_bytes()
+}
+
+/// Multiply-add FLOPs of one row.
+fn flops_per_row() -> u64 {
+    DIMS.windows(2).map(|d| 2 * d[0] * d[1]).sum::<usize>() as u64
+}
+
+fn models(bytes: &[u8]) -> Vec<(&'static Kernels, Model<'_>)> {
+    kernels::available()
+        .into_iter()
+        .map(|t| {
+            let model = Model::from_bytes(bytes)
+                .unwrap_or_else(|e| panic!("loading the benchmark model: {e}"))
+                .with_kernels(t);
+            (t, model)
+        })
+        .collect()
+}
+
+fn single_row(c: &mut Criterion, models: &[(&'static Kernels, Model<'_>)]) {
+    let x = values(DIMS[0], 1);
+    let mut group = c.benchmark_group("mlp_single_row");
+    group.throughput(Throughput::Elements(1));
+    for (table, model) in models {
+        let mut scratch = model.scratch();
+        group.bench_function(BenchmarkId::new(table.name, "64-256-256-10"), |b| {
+            b.iter(|| {
+                model
+                    .predict(black_box(&x), &mut scratch)
+                    .map(|out| out.class)
+                    .ok()
+            })
+        });
+    }
+    group.finish();
+}
+
+fn batch(c: &mut Criterion, models: &[(&'static Kernels, Model<'_>)]) {
+    let rows = values(BATCH_ROWS * DIMS[0], 2);
+    let mut group = c.benchmark_group("mlp_batch_256");
+    group.throughput(Throughput::Elements(flops_per_row() * BATCH_ROWS as u64));
+    for (table, model) in models {
+        group.bench_function(BenchmarkId::new(table.name, "64-256-256-10"), |b| {
+            b.iter(|| model.predict_batch(black_box(&rows), BATCH_ROWS).ok())
+        });
+    }
+    group.finish();
+}
+
+/// Mean seconds per call of `f`, over at least `budget`.
+fn time_per_call(budget: Duration, mut f: impl FnMut()) -> f64 {
+    for _ in 0..10 {
+        f();
+    }
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while start.elapsed() < budget {
+        for _ in 0..10 {
+            f();
+        }
+        calls += 10;
+    }
+    start.elapsed().as_secs_f64() / calls as f64
+}
+
+/// rows/s and GFLOP/s for each table, and SIMD / scalar.
+fn summary(models: &[(&'static Kernels, Model<'_>)]) {
+    let budget = Duration::from_millis(700);
+    let x = values(DIMS[0], 1);
+    let rows = values(BATCH_ROWS * DIMS[0], 2);
+    let flops = flops_per_row() as f64;
+    println!("\nMLP 64→256→256→10 (softmax) summary: {flops} FLOP per row");
+    println!(
+        "{:<10} {:>12} {:>14} {:>12} {:>16} {:>14}",
+        "kernels", "row latency", "rows/s (1)", "GFLOP/s (1)", "rows/s (256)", "GFLOP/s (256)"
+    );
+    let mut results = Vec::new();
+    for (table, model) in models {
+        let mut scratch = model.scratch();
+        let single = time_per_call(budget, || {
+            black_box(model.predict(black_box(&x), &mut scratch).map(|o| o.class).ok());
+        });
+        let batch = time_per_call(budget, || {
+            black_box(model.predict_batch(black_box(&rows), BATCH_ROWS).ok());
+        });
+        let batch_rows_per_s = BATCH_ROWS as f64 / batch;
+        println!(
+            "{:<10} {:>9.2} µs {:>14.0} {:>12.2} {:>16.0} {:>14.2}",
+            table.name,
+            single * 1e6,
+            1.0 / single,
+            flops / single / 1e9,
+            batch_rows_per_s,
+            flops * batch_rows_per_s / 1e9
+        );
+        results.push((table.name, single, batch));
+    }
+    if let (Some(scalar), Some(best)) = (results.first(), results.last()) {
+        if results.len() > 1 {
+            println!(
+                "{} / {}: single row {:.2}x faster, 256-row batch {:.2}x faster",
+                best.0,
+                scalar.0,
+                scalar.1 / best.1,
+                scalar.2 / best.2
+            );
+        }
+    }
+}
+
+fn main() {
+    let bytes = model_bytes();
+    let models = models(&bytes);
+    let mut c = Criterion::default().configure_from_args();
+    single_row(&mut c, &models);
+    batch(&mut c, &models);
+    c.final_summary();
+    // Only under `cargo bench` (criterion's test mode runs each bench once).
+    if std::env::args().any(|a| a == "--bench") {
+        summary(&models);
+    }
+}
