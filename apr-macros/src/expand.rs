@@ -3,10 +3,10 @@
 //! ```text
 //! fn main() -> ::std::process::ExitCode {
 //!     <the 64-byte aligned static holding the model bytes>
-//!     let start = ::apr_lambda::__private::process_start();
+//!     ::apr_lambda::__private::process_start();
 //!     fn __apr_lambda_main() -> <user's return type> { <user's body> }   // `async fn` for async
 //!     if let Err(code) = ::apr_lambda::__private::init_outcome(__apr_lambda_main()) { return code; }
-//!     ::apr_lambda::__private::run(<bytes>, <config>)
+//!     ::apr_lambda::__private::run(<bytes>, ::apr_lambda::__private::Config::new().max_batch(N))
 //! }
 //! ```
 //!
@@ -66,16 +66,17 @@ pub(crate) fn main(
     };
 
     let (embed, bytes) = embedded_bytes(model);
-    let max_batch = match max_batch {
-        Some(n) => quote!(::core::option::Option::Some(#n)),
-        None => quote!(::core::option::Option::None),
+    let config = match max_batch {
+        Some(n) => quote!(#krate::__private::Config::new().max_batch(#n)),
+        None => quote!(#krate::__private::Config::new()),
     };
 
     quote! {
         #(#outer)*
         #vis fn main() -> ::std::process::ExitCode {
             #embed
-            let __apr_lambda_process_start = #krate::__private::process_start();
+            // The cold-start clock starts here, before anything else runs.
+            #krate::__private::process_start();
 
             // The user's `main` body, run exactly once before serving.
             #(#inner)*
@@ -86,13 +87,7 @@ pub(crate) fn main(
             {
                 return __apr_lambda_exit;
             }
-            #krate::__private::run(
-                #bytes,
-                #krate::__private::RunConfig {
-                    process_start: __apr_lambda_process_start,
-                    max_batch: #max_batch,
-                },
-            )
+            #krate::__private::run(#bytes, #config)
         }
     }
 }
