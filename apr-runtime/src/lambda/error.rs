@@ -43,9 +43,10 @@ pub enum LambdaError {
     Model(#[source] ModelError),
 
     /// The event is not JSON, or not one of the accepted shapes.
-    #[error("the event is malformed: {reason}")]
+    #[error("{reason}")]
     MalformedEvent {
-        /// What is wrong with it, and where (serde's line and column).
+        /// What is wrong with it, and where (serde's line and column), as a
+        /// sentence starting "the event ..." or "the request body ...".
         reason: String,
     },
 

@@ -357,8 +357,9 @@ pub(crate) struct Outcome {
     pub(crate) latency: Duration,
 }
 
+/// `d` in milliseconds, rounded to the microsecond.
 pub(crate) fn millis(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
+    (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
 /// A view of the rows of a request, whichever way they are stored.

@@ -97,6 +97,22 @@ fn serve_local(handler: &LambdaHandler) -> std::io::Result<local::LocalSummary> 
     )
 }
 
+/// Reports a handler that could not be built: prints the error on stderr
+/// and, in Lambda mode, posts it to the Runtime API's `/runtime/init/error`
+/// (so Lambda logs it and fails the init with its `errorType`).
+///
+/// ```no_run
+/// use apr_runtime::lambda::{report_init_error, serve, LambdaHandler};
+/// # static MODEL: &[u8] = b"";
+/// match LambdaHandler::from_bytes(MODEL) {
+///     Ok(handler) => { let _ = serve(handler); }
+///     Err(err) => report_init_error(&err),
+/// }
+/// ```
+pub fn report_init_error(err: &LambdaError) {
+    serve::report_init_error(err.error_type(), &err.to_string());
+}
+
 /// [`serve`], reporting the outcome as an exit status instead.
 fn serve_to_exit_code(handler: &LambdaHandler) -> ExitCode {
     if serve::is_lambda_mode() {

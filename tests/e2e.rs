@@ -1,0 +1,489 @@
+//! End to end: a function binary as a child process, served by a Lambda
+//! Runtime API emulator on 127.0.0.1 (tests/support/runtime_api.rs).
+//!
+//! The binary is the macro-built default example (`examples/iris.rs`) when
+//! it exists, else `examples/serve_manual.rs`; `cargo build --example` builds
+//! it on first use. `APR_E2E_BOOTSTRAP=/path/to/bootstrap` (with
+//! `APR_E2E_RUNNER=qemu-aarch64-static` for a foreign binary) runs the same
+//! checks against any other build in the `external_bootstrap` test.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::runtime_api::{Answer, RuntimeApi};
+
+/// Generous: the external bootstrap may run under qemu.
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The binary under test and how to start it.
+#[derive(Debug, Clone)]
+struct FunctionBinary {
+    path: PathBuf,
+    runner: Option<String>,
+}
+
+impl FunctionBinary {
+    fn command(&self) -> Command {
+        match &self.runner {
+            Some(runner) => {
+                let mut c = Command::new(runner);
+                c.arg(&self.path);
+                c
+            }
+            None => Command::new(&self.path),
+        }
+    }
+
+    /// The model's number of features, read from the function itself (local
+    /// mode answers an empty row with a `FeatureCount` error naming it).
+    fn n_features(&self) -> usize {
+        let out = self
+            .command()
+            .arg(r#"{"features":[]}"#)
+            .env_remove("AWS_LAMBDA_RUNTIME_API")
+            .output()
+            .expect("run the function in local mode");
+        assert!(!out.status.success(), "an empty row must fail");
+        let line = String::from_utf8_lossy(&out.stdout);
+        let error: Value = serde_json::from_str(line.trim()).expect("local mode prints JSON");
+        assert_eq!(error["errorType"], "FeatureCount", "{error}");
+        let message = error["errorMessage"].as_str().unwrap_or_default();
+        message
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no feature count in {message:?}"))
+    }
+}
+
+fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `cargo build --example NAME` (once per test process); the binary's path.
+fn example(name: &str) -> FunctionBinary {
+    static BUILT: OnceLock<Mutex<Vec<(String, PathBuf)>>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| Mutex::new(Vec::new()));
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, path)) = built.iter().find(|(n, _)| n == name) {
+        return FunctionBinary {
+            path: path.clone(),
+            runner: None,
+        };
+    }
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--example", name])
+        .current_dir(workspace())
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build --example {name} failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    let path = target.join("debug").join("examples").join(name);
+    assert!(path.exists(), "{} was not built", path.display());
+    built.push((name.to_owned(), path.clone()));
+    FunctionBinary { path, runner: None }
+}
+
+/// The default example: the macro-built `iris` once it exists.
+fn default_example() -> FunctionBinary {
+    if workspace().join("examples/iris.rs").exists() {
+        example("iris")
+    } else {
+        example("serve_manual")
+    }
+}
+
+/// A running function: the child process, its Runtime API and its stdout.
+struct Function {
+    api: RuntimeApi,
+    child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+}
+
+impl Function {
+    fn start(binary: &FunctionBinary, envs: &[(&str, &str)]) -> Function {
+        let api = RuntimeApi::start();
+        let mut command = binary.command();
+        command
+            .env("AWS_LAMBDA_RUNTIME_API", api.address())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "apr-e2e")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+            .env_remove("RUST_LOG")
+            .env_remove("AWS_LAMBDA_LOG_LEVEL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("start the function");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        if let Some(pipe) = child.stdout.take() {
+            let lines = Arc::clone(&stdout);
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                }
+            });
+        }
+        Function { api, child, stdout }
+    }
+
+    fn invoke(&self, event: &Value) -> Answer {
+        self.invoke_raw(event.to_string().as_bytes())
+    }
+
+    fn invoke_raw(&self, event: &[u8]) -> Answer {
+        self.api.invoke(event, TIMEOUT).unwrap_or_else(|| {
+            panic!(
+                "no answer within {TIMEOUT:?} to {}",
+                String::from_utf8_lossy(&event[..event.len().min(200)])
+            )
+        })
+    }
+
+    fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// VmRSS of the child, in kB (Linux). Under a runner (qemu) this is the
+    /// emulator's RSS.
+    fn rss_kb(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ok_body(answer: &Answer) -> Value {
+    match answer {
+        Answer::Response(_) => answer.json(),
+        Answer::Error { .. } => panic!("expected a response, got the error {}", answer.json()),
+    }
+}
+
+/// Asserts an error answer with `error_type` whose message contains `needle`.
+fn assert_error(answer: &Answer, error_type: &str, needle: &str) {
+    let Answer::Error { .. } = answer else {
+        panic!("expected a {error_type} error, got the response {}", answer.json());
+    };
+    let body = answer.json();
+    assert_eq!(body["errorType"], error_type, "{body}");
+    let message = body["errorMessage"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(needle),
+        "the {error_type} message should mention {needle:?}: {message}"
+    );
+}
+
+fn row(n: usize, seed: usize) -> Vec<f64> {
+    (0..n)
+        .map(|i| ((i * 7 + seed * 13) % 10) as f64 * 0.5 + 0.1)
+        .collect()
+}
+
+/// A prediction entry (single response or batch element) is well formed.
+fn assert_prediction(entry: &Value) {
+    assert!(
+        entry["prediction"].is_number() || entry["prediction"].is_array(),
+        "{entry}"
+    );
+    let outputs = entry["outputs"].as_array().expect("outputs");
+    assert!(!outputs.is_empty());
+    if let Some(p) = entry.get("probabilities") {
+        let sum: f64 = p.as_array().expect("array").iter().filter_map(Value::as_f64).sum();
+        assert!((sum - 1.0).abs() < 1e-3, "probabilities sum to {sum}: {entry}");
+    }
+}
+
+/// Good single and batch events; `cold_start` only on the first.
+fn check_good_events(f: &Function, n: usize) {
+    let first = ok_body(&f.invoke(&json!({ "features": row(n, 1) })));
+    assert_prediction(&first);
+    assert_eq!(first["cold_start"], true, "{first}");
+    assert!(first["latency_ms"].is_number());
+
+    let rows: Vec<Vec<f64>> = (0..5).map(|s| row(n, s)).collect();
+    let batch = ok_body(&f.invoke(&json!({ "instances": rows })));
+    assert_eq!(batch["cold_start"], false, "{batch}");
+    let predictions = batch["predictions"].as_array().expect("predictions");
+    assert_eq!(predictions.len(), 5);
+    for (i, entry) in predictions.iter().enumerate() {
+        assert_prediction(entry);
+        // Every batch row answers as it would alone.
+        let alone = ok_body(&f.invoke(&json!({ "features": rows[i] })));
+        assert_eq!(alone["cold_start"], false);
+        assert_eq!(alone["prediction"], entry["prediction"], "row {i}");
+    }
+    assert_eq!(batch["predictions"][1]["prediction"], first["prediction"]);
+}
+
+/// Each bad event gets an error naming the problem; a good event follows.
+fn check_bad_events(f: &Function, n: usize) {
+    let good = json!({ "features": row(n, 3) });
+    let mut too_short = row(n, 0);
+    too_short.pop();
+    let mut nan_row: Vec<Value> = row(n, 0).into_iter().map(Value::from).collect();
+    nan_row[n - 1] = json!("NaN");
+    let overflow = format!(
+        r#"{{"features":[{}1e39]}}"#,
+        "1.0,".repeat(n.saturating_sub(1))
+    );
+    let oversized = json!({ "instances": vec![row(n, 0); 10_001] });
+
+    let cases: Vec<(Vec<u8>, &str, String)> = vec![
+        (b"{\"features\": [1.0, 2.0".to_vec(), "MalformedEvent", "not valid JSON".into()),
+        (b"[1, 2, 3]".to_vec(), "MalformedEvent", "wrong shape".into()),
+        (br#"{"feature": [1]}"#.to_vec(), "MalformedEvent", "neither".into()),
+        (br#"{"features": [1, "x"]}"#.to_vec(), "MalformedEvent", "expected a number".into()),
+        (
+            json!({ "features": too_short }).to_string().into_bytes(),
+            "FeatureCount",
+            format!("has {} features, but the model takes {n}", n - 1),
+        ),
+        (overflow.into_bytes(), "NonFinite", format!("feature {}", n - 1)),
+        (
+            json!({ "features": nan_row }).to_string().into_bytes(),
+            "NonFinite",
+            format!("feature {}", n - 1),
+        ),
+        (br#"{"instances": []}"#.to_vec(), "EmptyBatch", "empty".into()),
+        (
+            oversized.to_string().into_bytes(),
+            "BatchTooLarge",
+            "10001 instances".into(),
+        ),
+        (
+            json!({ "instances": [row(n, 0), row(n + 1, 0)] }).to_string().into_bytes(),
+            "FeatureCount",
+            "instance 1".into(),
+        ),
+    ];
+    for (event, error_type, needle) in cases {
+        assert_error(&f.invoke_raw(&event), error_type, &needle);
+        let after = ok_body(&f.invoke(&good));
+        assert_prediction(&after);
+        assert_eq!(after["cold_start"], false);
+    }
+
+    // Function URL / API Gateway HTTP API (2.0) events.
+    let url_event = |body: &str, base64: bool| {
+        json!({
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": "/",
+            "rawQueryString": "",
+            "headers": { "content-type": "application/json" },
+            "requestContext": {
+                "http": { "method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1" },
+                "requestId": "e2e", "stage": "$default"
+            },
+            "body": body,
+            "isBase64Encoded": base64
+        })
+    };
+    let http = |answer: Answer| -> (u64, Value) {
+        let v = ok_body(&answer);
+        assert_eq!(v["headers"]["content-type"], "application/json", "{v}");
+        let body: Value =
+            serde_json::from_str(v["body"].as_str().expect("body string")).expect("JSON body");
+        (v["statusCode"].as_u64().expect("statusCode"), body)
+    };
+    let good_body = good.to_string();
+    let (status, body) = http(f.invoke(&url_event(&good_body, false)));
+    assert_eq!(status, 200, "{body}");
+    assert_prediction(&body);
+    let encoded = base64_encode(good_body.as_bytes());
+    let (status, body) = http(f.invoke(&url_event(&encoded, true)));
+    assert_eq!(status, 200, "{body}");
+    assert_prediction(&body);
+
+    for (bad_body, base64, error_type, needle) in [
+        ("{\"features\": [1,", false, "MalformedEvent", "request body is not valid JSON"),
+        ("not base64!", true, "MalformedEvent", "not valid base64"),
+        (r#"{"features": [1]}"#, false, "FeatureCount", "1 features"),
+        (r#"{"instances": []}"#, false, "EmptyBatch", "empty"),
+    ] {
+        let (status, body) = http(f.invoke(&url_event(bad_body, base64)));
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["errorType"], error_type, "{body}");
+        let message = body["errorMessage"].as_str().unwrap_or_default();
+        assert!(message.contains(needle), "{message}");
+        assert_prediction(&ok_body(&f.invoke(&good)));
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The log lines on stdout: one per invocation, plus the EMF line once.
+fn check_logs(f: &Function, invocations: usize) {
+    // The child writes asynchronously; give the reader thread a moment.
+    let mut lines = f.stdout_lines();
+    for _ in 0..50 {
+        if lines.len() > invocations {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        lines = f.stdout_lines();
+    }
+    let emf: Vec<&String> = lines.iter().filter(|l| l.contains("\"_aws\"")).collect();
+    assert_eq!(emf.len(), 1, "one EMF line expected:\n{}", lines.join("\n"));
+    let metrics: Value = serde_json::from_str(emf[0]).expect("EMF line is JSON");
+    for name in ["InitDuration", "ModelParseDuration", "FirstInvokeDuration"] {
+        assert!(metrics[name].is_number(), "{name} missing: {metrics}");
+    }
+    let invocation_logs = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["fields"]["event"].is_string())
+        .count();
+    assert_eq!(
+        invocation_logs,
+        invocations,
+        "one JSON log line per invocation:\n{}",
+        lines.join("\n")
+    );
+}
+
+#[test]
+fn good_events_are_answered_and_only_the_first_is_cold() {
+    let binary = default_example();
+    let n = binary.n_features();
+    let f = Function::start(&binary, &[]);
+    check_good_events(&f, n);
+    // 1 + 1 batch + 5 singles.
+    check_logs(&f, 7);
+}
+
+#[test]
+fn bad_events_are_named_errors_and_the_function_keeps_serving() {
+    let binary = default_example();
+    let n = binary.n_features();
+    let f = Function::start(&binary, &[]);
+    assert_prediction(&ok_body(&f.invoke(&json!({ "features": row(n, 0) }))));
+    check_bad_events(&f, n);
+}
+
+#[test]
+fn a_smaller_batch_limit_is_enforced() {
+    let binary = example("serve_manual");
+    let f = Function::start(&binary, &[("APR_MAX_BATCH", "3")]);
+    let ok = f.invoke(&json!({ "instances": vec![row(4, 0); 3] }));
+    assert_eq!(ok_body(&ok)["predictions"].as_array().map(Vec::len), Some(3));
+    let too_many = f.invoke(&json!({ "instances": vec![row(4, 0); 4] }));
+    assert_error(&too_many, "BatchTooLarge", "limit of 3");
+}
+
+#[test]
+fn a_bad_model_is_reported_to_init_error() {
+    let binary = example("serve_manual");
+    let fixtures = workspace().join("apr-runtime/tests/fixtures");
+    for (file, error_type) in [
+        ("bad_magic.apr", "InvalidMagic"),
+        ("bad_empty.apr", "EmptyModel"),
+        ("bad_header_crc.apr", "Format"),
+        ("bad_footer_crc.apr", "Format"),
+    ] {
+        let path = fixtures.join(file);
+        let mut f = Function::start(&binary, &[("APR_MODEL_PATH", path.to_str().expect("utf-8"))]);
+        let init = f
+            .api
+            .wait_init_error(TIMEOUT)
+            .unwrap_or_else(|| panic!("{file}: no /init/error"));
+        assert_eq!(init.body["errorType"], error_type, "{file}: {:?}", init.body);
+        assert!(init.body["errorMessage"].as_str().is_some_and(|m| !m.is_empty()));
+        let status = f.child.wait().expect("wait");
+        assert!(!status.success(), "{file}: the process must exit with failure");
+        assert_eq!(f.api.polls(), 0, "{file}: no /next poll after a failed init");
+    }
+}
+
+#[test]
+fn ten_thousand_invocations_do_not_grow_memory() {
+    let binary = default_example();
+    let n = binary.n_features();
+    let f = Function::start(&binary, &[]);
+    let single = json!({ "features": row(n, 2) }).to_string().into_bytes();
+    let batch = json!({ "instances": (0..16).map(|s| row(n, s)).collect::<Vec<_>>() })
+        .to_string()
+        .into_bytes();
+    let bad = json!({ "features": row(n + 1, 0) }).to_string().into_bytes();
+    let run = |count: usize| {
+        for i in 0..count {
+            let event = match i % 10 {
+                0 => &batch,
+                5 => &bad,
+                _ => &single,
+            };
+            let answer = f.invoke_raw(event);
+            assert_eq!(answer.is_error(), i % 10 == 5, "invocation {i}");
+        }
+    };
+    // Warm up: allocator pools, connection pool, lazily sized buffers.
+    run(1_000);
+    let before = f.rss_kb().expect("VmRSS of the child");
+    run(10_000);
+    let after = f.rss_kb().expect("VmRSS of the child");
+    let growth = after.saturating_sub(before);
+    println!(
+        "RSS over 10 000 invocations (1 in 10 a 16-row batch, 1 in 10 an error): before {before} kB, after {after} kB, growth {growth} kB"
+    );
+    assert!(
+        growth <= 512,
+        "RSS grew by {growth} kB over 10 000 invocations ({before} -> {after} kB)"
+    );
+}
+
+/// The same checks against any bootstrap: `APR_E2E_BOOTSTRAP=/path`
+/// (and `APR_E2E_RUNNER=qemu-aarch64-static` for an arm64 build).
+#[test]
+fn external_bootstrap() {
+    let Some(path) = std::env::var_os("APR_E2E_BOOTSTRAP") else {
+        eprintln!("external_bootstrap: APR_E2E_BOOTSTRAP is not set; skipped");
+        return;
+    };
+    let binary = FunctionBinary {
+        path: PathBuf::from(path),
+        runner: std::env::var("APR_E2E_RUNNER").ok().filter(|r| !r.is_empty()),
+    };
+    let n = binary.n_features();
+    println!("external_bootstrap: {} ({n} features)", binary.path.display());
+    let f = Function::start(&binary, &[]);
+    check_good_events(&f, n);
+    check_bad_events(&f, n);
+    check_logs(&f, 7 + 10 * 2 + 2 + 4 * 2);
+}
