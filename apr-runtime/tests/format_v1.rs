@@ -100,6 +100,9 @@ fn every_v1_fixture_decodes_converts_and_the_result_parses() {
             "{name}: model_name travels as name"
         );
         assert_eq!(file.to_v2_bytes().expect("to_v2_bytes"), v2);
+        // Normalising the converted file changes nothing (metadata floats
+        // included).
+        assert_eq!(v1::convert_to_v2(&v2).expect("normalises"), v2, "{name}");
         for tensor in parsed.iter() {
             tensor.to_f32().expect("converted tensors are f32");
         }

@@ -1,0 +1,2 @@
+//! Placeholder while the trainer is written.
+fn main() {}
