@@ -456,3 +456,35 @@ fn with_checksums_for_any_length(mut bytes: Vec<u8>) -> Vec<u8> {
     }
     bytes
 }
+
+#[test]
+fn the_writer_quantizes_like_aprender() {
+    let bytes = fixture("dtypes.v2.apr");
+    let file = AprFile::parse(&bytes).expect("valid");
+    let expected = expected_json("dtypes.v2.expected.json");
+    let source: Vec<f32> = expected["source_values"]
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|v| v.as_f64().expect("a number") as f32)
+        .collect();
+    for tensor in file.iter() {
+        let mut writer = AprWriter::new();
+        writer
+            .add_f32_as("t", tensor.dtype(), tensor.shape(), &source)
+            .expect("encodes");
+        let ours = writer.to_bytes();
+        let ours = AprFile::parse(&ours).expect("valid");
+        let ours = ours.tensor("t").expect("present");
+        assert_eq!(ours.bytes(), tensor.bytes(), "{}", tensor.name());
+    }
+    let mut writer = AprWriter::new();
+    assert!(matches!(
+        writer.add_f32_as("t", DType::Q4K, &[256], &[0.0; 256]),
+        Err(FormatError::UnsupportedDType { .. })
+    ));
+    assert!(matches!(
+        writer.add_f32_as("t", DType::F16, &[3], &[0.0; 2]),
+        Err(FormatError::SizeMismatch { .. })
+    ));
+}

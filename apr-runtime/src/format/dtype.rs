@@ -222,6 +222,91 @@ pub(crate) fn bf16_to_f32(value: u16) -> f32 {
     f32::from_bits(u32::from(value) << 16)
 }
 
+/// Converts an f32 to bfloat16, rounding to nearest even (NaN stays NaN).
+pub(crate) fn f32_to_bf16(value: f32) -> u16 {
+    let bits = value.to_bits();
+    if value.is_nan() {
+        return ((bits >> 16) as u16) | 0x0040;
+    }
+    let rounding = 0x7fff + ((bits >> 16) & 1);
+    (bits.wrapping_add(rounding) >> 16) as u16
+}
+
+/// Encodes f32 values as `dtype` the way aprender's writers do; `None` for
+/// Q4_K and Q6_K, which this crate reads but does not write.
+///
+/// Integers round to nearest and saturate. APR-Q8 uses one scale
+/// `max|x| / 127`; APR-Q4 one f16 scale `max|x| / 7` per block of 32, with
+/// zero bytes after the last value of a partial block.
+pub(crate) fn encode_f32(dtype: DType, values: &[f32]) -> Option<Vec<u8>> {
+    let bytes: Vec<u8> = match dtype {
+        DType::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        DType::F16 => values
+            .iter()
+            .flat_map(|&v| f32_to_f16(v).to_le_bytes())
+            .collect(),
+        DType::BF16 => values
+            .iter()
+            .flat_map(|&v| f32_to_bf16(v).to_le_bytes())
+            .collect(),
+        DType::F64 => values
+            .iter()
+            .flat_map(|&v| f64::from(v).to_le_bytes())
+            .collect(),
+        DType::I32 => values
+            .iter()
+            .flat_map(|&v| (v.round() as i32).to_le_bytes())
+            .collect(),
+        DType::I64 => values
+            .iter()
+            .flat_map(|&v| (v.round() as i64).to_le_bytes())
+            .collect(),
+        DType::I8 => values.iter().map(|&v| v.round() as i8 as u8).collect(),
+        DType::U8 => values.iter().map(|&v| v.round() as u8).collect(),
+        DType::AprQ8 => {
+            let max_abs = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let scale = max_abs / 127.0;
+            let mut out = scale.to_le_bytes().to_vec();
+            out.extend(values.iter().map(|&v| {
+                let q = if scale > 0.0 {
+                    (v / scale).round()
+                } else {
+                    0.0
+                };
+                q.clamp(-127.0, 127.0) as i8 as u8
+            }));
+            out
+        }
+        DType::AprQ4 => {
+            let mut out =
+                Vec::with_capacity(values.len().div_ceil(APR_Q4_BLOCK) * APR_Q4_BLOCK_BYTES);
+            for block in values.chunks(APR_Q4_BLOCK) {
+                let max_abs = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let scale = max_abs / 7.0;
+                out.extend_from_slice(&f32_to_f16(scale).to_le_bytes());
+                let nibble = |v: f32| {
+                    let q = if scale > 0.0 {
+                        (v / scale).round()
+                    } else {
+                        0.0
+                    };
+                    (q.clamp(-8.0, 7.0) + 8.0) as u8
+                };
+                let mut packed = [0u8; APR_Q4_BLOCK / 2];
+                for (byte, pair) in packed.iter_mut().zip(block.chunks(2)) {
+                    let low = pair.first().map_or(0, |&v| nibble(v));
+                    let high = pair.get(1).map_or(0, |&v| nibble(v));
+                    *byte = low | (high << 4);
+                }
+                out.extend_from_slice(&packed);
+            }
+            out
+        }
+        DType::Q4K | DType::Q6K => return None,
+    };
+    Some(bytes)
+}
+
 /// Decodes `numel` values of `dtype` from `bytes` into f32, or `None` when
 /// `bytes` is too short for `numel` values (the reader checks sizes at parse,
 /// so this only guards against misuse).
@@ -434,6 +519,44 @@ mod tests {
         }
         assert_eq!(f32_to_f16(1e9), 0x7c00);
         assert_eq!(f32_to_f16(1e-9), 0);
+    }
+
+    #[test]
+    fn bf16_rounds_to_nearest_even() {
+        assert_eq!(f32_to_bf16(1.0), 0x3f80);
+        assert_eq!(f32_to_bf16(f32::from_bits(0x3f80_8000)), 0x3f80);
+        assert_eq!(f32_to_bf16(f32::from_bits(0x3f81_8000)), 0x3f82);
+        assert_eq!(f32_to_bf16(f32::from_bits(0x3f80_8001)), 0x3f81);
+        assert!(bf16_to_f32(f32_to_bf16(f32::NAN)).is_nan());
+        assert_eq!(f32_to_bf16(f32::INFINITY), 0x7f80);
+    }
+
+    #[test]
+    fn encoding_then_decoding_is_close() {
+        let values: Vec<f32> = (0..70).map(|i| (i as f32 - 35.0) * 0.37).collect();
+        for dtype in DType::ALL {
+            let Some(bytes) = encode_f32(dtype, &values) else {
+                assert!(matches!(dtype, DType::Q4K | DType::Q6K));
+                continue;
+            };
+            assert_eq!(
+                dtype.stored_size(values.len()),
+                Some(bytes.len() as u64),
+                "{dtype}"
+            );
+            let decoded = decode_to_f32(dtype, &bytes, values.len()).unwrap_or_default();
+            let tolerance = match dtype {
+                DType::AprQ4 => 12.95 / 7.0,
+                DType::AprQ8 => 12.95 / 127.0,
+                DType::I32 | DType::I64 | DType::I8 | DType::U8 => 1.0,
+                DType::BF16 => 13.0 / 256.0,
+                _ => 0.01,
+            };
+            for (a, b) in values.iter().zip(&decoded) {
+                let a = if dtype == DType::U8 { a.max(0.0) } else { *a };
+                assert!((a - b).abs() <= tolerance, "{dtype}: {a} vs {b}");
+            }
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::dtype::DType;
+use super::dtype::{encode_f32, DType};
 use super::error::FormatError;
 use super::header::{align64, Flags, Header, HEADER_LEN};
 use super::reader::MAX_DIMS;
@@ -72,6 +72,35 @@ impl AprWriter {
     ) -> Result<&mut Self, FormatError> {
         let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.add_tensor(name, DType::F32, shape, bytes)
+    }
+
+    /// Adds f32 values stored as `dtype`, converted or quantized the way
+    /// aprender does it (F16/BF16 round to nearest even; integers round and
+    /// saturate; APR-Q8 one scale `max|x|/127`; APR-Q4 an f16 scale
+    /// `max|x|/7` per block of 32). Q4_K and Q6_K cannot be written:
+    /// [`FormatError::UnsupportedDType`].
+    pub fn add_f32_as(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        shape: &[usize],
+        data: &[f32],
+    ) -> Result<&mut Self, FormatError> {
+        let bytes = encode_f32(dtype, data).ok_or_else(|| FormatError::UnsupportedDType {
+            name: name.to_string(),
+            dtype,
+        })?;
+        let numel = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        if numel != Some(data.len()) {
+            return Err(FormatError::SizeMismatch {
+                name: name.to_string(),
+                dtype,
+                shape: shape.iter().map(|&d| d as u64).collect(),
+                expected: numel.and_then(|n| dtype.stored_size(n)).unwrap_or(u64::MAX),
+                found: bytes.len() as u64,
+            });
+        }
+        self.add_tensor(name, dtype, shape, bytes)
     }
 
     /// Adds a tensor of any dtype from its stored bytes, which must be
