@@ -153,7 +153,10 @@ impl Function {
     }
 
     fn stdout_lines(&self) -> Vec<String> {
-        self.stdout.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.stdout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// VmRSS of the child, in kB (Linux). Under a runner (qemu) this is the
@@ -184,7 +187,10 @@ fn ok_body(answer: &Answer) -> Value {
 /// Asserts an error answer with `error_type` whose message contains `needle`.
 fn assert_error(answer: &Answer, error_type: &str, needle: &str) {
     let Answer::Error { .. } = answer else {
-        panic!("expected a {error_type} error, got the response {}", answer.json());
+        panic!(
+            "expected a {error_type} error, got the response {}",
+            answer.json()
+        );
     };
     let body = answer.json();
     assert_eq!(body["errorType"], error_type, "{body}");
@@ -210,8 +216,16 @@ fn assert_prediction(entry: &Value) {
     let outputs = entry["outputs"].as_array().expect("outputs");
     assert!(!outputs.is_empty());
     if let Some(p) = entry.get("probabilities") {
-        let sum: f64 = p.as_array().expect("array").iter().filter_map(Value::as_f64).sum();
-        assert!((sum - 1.0).abs() < 1e-3, "probabilities sum to {sum}: {entry}");
+        let sum: f64 = p
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(Value::as_f64)
+            .sum();
+        assert!(
+            (sum - 1.0).abs() < 1e-3,
+            "probabilities sum to {sum}: {entry}"
+        );
     }
 }
 
@@ -251,29 +265,55 @@ fn check_bad_events(f: &Function, n: usize) {
     let oversized = json!({ "instances": vec![row(n, 0); 10_001] });
 
     let cases: Vec<(Vec<u8>, &str, String)> = vec![
-        (b"{\"features\": [1.0, 2.0".to_vec(), "MalformedEvent", "not valid JSON".into()),
-        (b"[1, 2, 3]".to_vec(), "MalformedEvent", "wrong shape".into()),
-        (br#"{"feature": [1]}"#.to_vec(), "MalformedEvent", "neither".into()),
-        (br#"{"features": [1, "x"]}"#.to_vec(), "MalformedEvent", "expected a number".into()),
+        (
+            b"{\"features\": [1.0, 2.0".to_vec(),
+            "MalformedEvent",
+            "not valid JSON".into(),
+        ),
+        (
+            b"[1, 2, 3]".to_vec(),
+            "MalformedEvent",
+            "wrong shape".into(),
+        ),
+        (
+            br#"{"feature": [1]}"#.to_vec(),
+            "MalformedEvent",
+            "neither".into(),
+        ),
+        (
+            br#"{"features": [1, "x"]}"#.to_vec(),
+            "MalformedEvent",
+            "expected a number".into(),
+        ),
         (
             json!({ "features": too_short }).to_string().into_bytes(),
             "FeatureCount",
             format!("has {} features, but the model takes {n}", n - 1),
         ),
-        (overflow.into_bytes(), "NonFinite", format!("feature {}", n - 1)),
+        (
+            overflow.into_bytes(),
+            "NonFinite",
+            format!("feature {}", n - 1),
+        ),
         (
             json!({ "features": nan_row }).to_string().into_bytes(),
             "NonFinite",
             format!("feature {}", n - 1),
         ),
-        (br#"{"instances": []}"#.to_vec(), "EmptyBatch", "empty".into()),
+        (
+            br#"{"instances": []}"#.to_vec(),
+            "EmptyBatch",
+            "empty".into(),
+        ),
         (
             oversized.to_string().into_bytes(),
             "BatchTooLarge",
             "10001 instances".into(),
         ),
         (
-            json!({ "instances": [row(n, 0), row(n + 1, 0)] }).to_string().into_bytes(),
+            json!({ "instances": [row(n, 0), row(n + 1, 0)] })
+                .to_string()
+                .into_bytes(),
             "FeatureCount",
             "instance 1".into(),
         ),
@@ -318,7 +358,12 @@ fn check_bad_events(f: &Function, n: usize) {
     assert_prediction(&body);
 
     for (bad_body, base64, error_type, needle) in [
-        ("{\"features\": [1,", false, "MalformedEvent", "request body is not valid JSON"),
+        (
+            "{\"features\": [1,",
+            false,
+            "MalformedEvent",
+            "request body is not valid JSON",
+        ),
         ("not base64!", true, "MalformedEvent", "not valid base64"),
         (r#"{"features": [1]}"#, false, "FeatureCount", "1 features"),
         (r#"{"instances": []}"#, false, "EmptyBatch", "empty"),
@@ -336,7 +381,11 @@ fn base64_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -403,7 +452,10 @@ fn a_smaller_batch_limit_is_enforced() {
     let binary = example("serve_manual");
     let f = Function::start(&binary, &[("APR_MAX_BATCH", "3")]);
     let ok = f.invoke(&json!({ "instances": vec![row(4, 0); 3] }));
-    assert_eq!(ok_body(&ok)["predictions"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        ok_body(&ok)["predictions"].as_array().map(Vec::len),
+        Some(3)
+    );
     let too_many = f.invoke(&json!({ "instances": vec![row(4, 0); 4] }));
     assert_error(&too_many, "BatchTooLarge", "limit of 3");
 }
@@ -419,16 +471,32 @@ fn a_bad_model_is_reported_to_init_error() {
         ("bad_footer_crc.apr", "Format"),
     ] {
         let path = fixtures.join(file);
-        let mut f = Function::start(&binary, &[("APR_MODEL_PATH", path.to_str().expect("utf-8"))]);
+        let mut f = Function::start(
+            &binary,
+            &[("APR_MODEL_PATH", path.to_str().expect("utf-8"))],
+        );
         let init = f
             .api
             .wait_init_error(TIMEOUT)
             .unwrap_or_else(|| panic!("{file}: no /init/error"));
-        assert_eq!(init.body["errorType"], error_type, "{file}: {:?}", init.body);
-        assert!(init.body["errorMessage"].as_str().is_some_and(|m| !m.is_empty()));
+        assert_eq!(
+            init.body["errorType"], error_type,
+            "{file}: {:?}",
+            init.body
+        );
+        assert!(init.body["errorMessage"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
         let status = f.child.wait().expect("wait");
-        assert!(!status.success(), "{file}: the process must exit with failure");
-        assert_eq!(f.api.polls(), 0, "{file}: no /next poll after a failed init");
+        assert!(
+            !status.success(),
+            "{file}: the process must exit with failure"
+        );
+        assert_eq!(
+            f.api.polls(),
+            0,
+            "{file}: no /next poll after a failed init"
+        );
     }
 }
 
@@ -441,7 +509,9 @@ fn ten_thousand_invocations_do_not_grow_memory() {
     let batch = json!({ "instances": (0..16).map(|s| row(n, s)).collect::<Vec<_>>() })
         .to_string()
         .into_bytes();
-    let bad = json!({ "features": row(n + 1, 0) }).to_string().into_bytes();
+    let bad = json!({ "features": row(n + 1, 0) })
+        .to_string()
+        .into_bytes();
     let run = |count: usize| {
         for i in 0..count {
             let event = match i % 10 {
@@ -478,10 +548,15 @@ fn external_bootstrap() {
     };
     let binary = FunctionBinary {
         path: PathBuf::from(path),
-        runner: std::env::var("APR_E2E_RUNNER").ok().filter(|r| !r.is_empty()),
+        runner: std::env::var("APR_E2E_RUNNER")
+            .ok()
+            .filter(|r| !r.is_empty()),
     };
     let n = binary.n_features();
-    println!("external_bootstrap: {} ({n} features)", binary.path.display());
+    println!(
+        "external_bootstrap: {} ({n} features)",
+        binary.path.display()
+    );
     let f = Function::start(&binary, &[]);
     check_good_events(&f, n);
     check_bad_events(&f, n);

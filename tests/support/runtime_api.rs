@@ -173,7 +173,11 @@ impl RuntimeApi {
         self.shared.lock().polls
     }
 
-    fn wait_for<T>(&self, timeout: Duration, mut get: impl FnMut(&State) -> Option<T>) -> Option<T> {
+    fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        mut get: impl FnMut(&State) -> Option<T>,
+    ) -> Option<T> {
         let deadline = Instant::now() + timeout;
         let mut state = self.shared.lock();
         loop {
@@ -306,7 +310,9 @@ fn respond(writer: &mut TcpStream, status: &str, headers: &[(&str, String)], bod
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
-    writer.write_all(head.as_bytes()).is_ok() && writer.write_all(body).is_ok() && writer.flush().is_ok()
+    writer.write_all(head.as_bytes()).is_ok()
+        && writer.write_all(body).is_ok()
+        && writer.flush().is_ok()
 }
 
 const PREFIX: &str = "/2018-06-01/runtime/";

@@ -16,7 +16,9 @@ use crate::model::{ModelError, PredictError};
 #[non_exhaustive]
 pub enum LambdaError {
     /// The embedded model has no bytes at all.
-    #[error("the model is empty (0 bytes); expected an .apr v2 container starting with \"APR\\0\"")]
+    #[error(
+        "the model is empty (0 bytes); expected an .apr v2 container starting with \"APR\\0\""
+    )]
     EmptyModel,
 
     /// The model's first four bytes are not the `.apr` v2 magic.

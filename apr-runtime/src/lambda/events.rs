@@ -153,7 +153,9 @@ impl HttpResponse {
         let body = serde_json::to_string(&err.to_error_body()).unwrap_or_else(|_| {
             // Serializing two strings cannot fail; this arm only keeps the
             // code panic-free.
-            String::from("{\"errorType\":\"InferenceError\",\"errorMessage\":\"unserializable error\"}")
+            String::from(
+                "{\"errorType\":\"InferenceError\",\"errorMessage\":\"unserializable error\"}",
+            )
         });
         HttpResponse::json(status, body)
     }
@@ -251,7 +253,11 @@ fn decode_http_body(envelope: &Envelope<'_>) -> Result<Rows, LambdaError> {
     let bytes: &[u8] = if envelope.is_base64_encoded {
         decoded = base64::engine::general_purpose::STANDARD
             .decode(body.trim())
-            .map_err(|e| malformed(format!("the request body is marked isBase64Encoded but is not valid base64: {e}")))?;
+            .map_err(|e| {
+                malformed(format!(
+                    "the request body is marked isBase64Encoded but is not valid base64: {e}"
+                ))
+            })?;
         &decoded
     } else {
         body.as_bytes()
@@ -341,7 +347,9 @@ impl<'de: 'a, 'a> Visitor<'de> for EnvelopeVisitor<'a> {
                     envelope.instances = Some(map.next_value_seed(FlatRows)?);
                 }
                 EventKey::Body => {
-                    envelope.body = map.next_value::<Option<BorrowedOrOwnedStr<'a>>>()?.map(|b| b.0);
+                    envelope.body = map
+                        .next_value::<Option<BorrowedOrOwnedStr<'a>>>()?
+                        .map(|b| b.0);
                 }
                 EventKey::IsBase64Encoded => {
                     envelope.is_base64_encoded = map.next_value::<Option<bool>>()?.unwrap_or(false);
@@ -527,7 +535,10 @@ fn deserialize_rows<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Ve
             let mut rows = Vec::new();
             loop {
                 let mut row = Vec::new();
-                if seq.next_element_seed(AppendRow { values: &mut row })?.is_none() {
+                if seq
+                    .next_element_seed(AppendRow { values: &mut row })?
+                    .is_none()
+                {
                     return Ok(rows);
                 }
                 rows.push(row);
@@ -540,7 +551,8 @@ fn deserialize_rows<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Ve
 /// The JSON text of an error response body.
 pub(crate) fn error_json(err: &LambdaError) -> String {
     let body: ErrorBody = err.to_error_body();
-    serde_json::to_string(&body).unwrap_or_else(|_| String::from("{\"errorType\":\"InferenceError\"}"))
+    serde_json::to_string(&body)
+        .unwrap_or_else(|_| String::from("{\"errorType\":\"InferenceError\"}"))
 }
 
 #[cfg(test)]
@@ -624,9 +636,7 @@ mod tests {
         assert_eq!(http(event).ok(), Some(Rows::Single(vec![1.0, 2.0])));
 
         let b64 = base64::engine::general_purpose::STANDARD.encode(r#"{"instances":[[1],[2]]}"#);
-        let event = format!(
-            r#"{{"requestContext":{{}},"body":"{b64}","isBase64Encoded":true}}"#
-        );
+        let event = format!(r#"{{"requestContext":{{}},"body":"{b64}","isBase64Encoded":true}}"#);
         assert_eq!(
             http(&event).ok(),
             Some(Rows::Batch {
@@ -641,8 +651,14 @@ mod tests {
     #[test]
     fn bad_http_bodies_are_http_errors() {
         let cases = [
-            (r#"{"requestContext":{},"body":"{\"features\":"}"#, "request body is not valid JSON"),
-            (r#"{"requestContext":{},"body":"%%%","isBase64Encoded":true}"#, "not valid base64"),
+            (
+                r#"{"requestContext":{},"body":"{\"features\":"}"#,
+                "request body is not valid JSON",
+            ),
+            (
+                r#"{"requestContext":{},"body":"%%%","isBase64Encoded":true}"#,
+                "not valid base64",
+            ),
             (r#"{"requestContext":{}}"#, "no body"),
             (r#"{"requestContext":{},"body":"{}"}"#, "neither"),
         ];

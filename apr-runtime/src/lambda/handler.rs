@@ -447,7 +447,10 @@ mod tests {
         }
         assert!(matches!(
             LambdaHandler::from_bytes(b"AP"),
-            Err(LambdaError::InvalidMagic { actual: [b'A', b'P', 0, 0], .. })
+            Err(LambdaError::InvalidMagic {
+                actual: [b'A', b'P', 0, 0],
+                ..
+            })
         ));
         for bytes in [BAD_HEADER, TRUNCATED] {
             let err = LambdaHandler::from_bytes(bytes).err();
@@ -466,7 +469,9 @@ mod tests {
     fn the_first_invocation_is_the_cold_start() {
         let h = handler(LINEAR);
         assert!(h.cold_start_metrics().is_none());
-        let first = h.handle(&single(&[1.0, 2.0, 3.0])).unwrap_or_else(|e| panic!("{e}"));
+        let first = h
+            .handle(&single(&[1.0, 2.0, 3.0]))
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(first.cold_start);
         let Predictions::Single(row) = &first.predictions else {
             panic!("{first:?}")
@@ -478,7 +483,9 @@ mod tests {
         assert!(row.probabilities.is_none());
         let metrics = h.cold_start_metrics().copied();
         assert!(metrics.is_some_and(|m| m.model_bytes == LINEAR.len()));
-        let second = h.handle(&single(&[0.0, 0.0, 0.0])).unwrap_or_else(|e| panic!("{e}"));
+        let second = h
+            .handle(&single(&[0.0, 0.0, 0.0]))
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(!second.cold_start);
         assert_eq!(h.cold_start_metrics().copied(), metrics);
     }

@@ -158,7 +158,13 @@ mod tests {
     #[test]
     fn arguments_are_events() {
         let (summary, lines, _) = run(&[r#"{"features":[1,2,3]}"#, r#"{"features":[1]}"#], "");
-        assert_eq!(summary, LocalSummary { events: 2, failed: 1 });
+        assert_eq!(
+            summary,
+            LocalSummary {
+                events: 2,
+                failed: 1
+            }
+        );
         assert_eq!(lines[0]["cold_start"], true);
         assert_eq!(lines[1]["errorType"], "FeatureCount");
     }
@@ -167,7 +173,13 @@ mod tests {
     fn stdin_lines_are_events_when_there_are_no_arguments() {
         let stdin = "{\"features\":[1,2,3]}\n\n  {\"instances\":[[1,2,3]]}\n";
         let (summary, lines, _) = run(&[], stdin);
-        assert_eq!(summary, LocalSummary { events: 2, failed: 0 });
+        assert_eq!(
+            summary,
+            LocalSummary {
+                events: 2,
+                failed: 0
+            }
+        );
         assert_eq!(lines[1]["cold_start"], false);
         assert!(lines[1]["predictions"].is_array());
     }

@@ -64,11 +64,7 @@ pub fn serve(handler: LambdaHandler) -> Result<(), Error> {
     }
     let summary = serve_local(&handler)?;
     if summary.failed > 0 {
-        return Err(format!(
-            "{} of {} events failed",
-            summary.failed, summary.events
-        )
-        .into());
+        return Err(format!("{} of {} events failed", summary.failed, summary.events).into());
     }
     Ok(())
 }

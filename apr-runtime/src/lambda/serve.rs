@@ -95,7 +95,11 @@ pub(crate) fn serve_lambda(handler: &LambdaHandler) -> Result<(), lambda_runtime
             if let Some(metrics) = handler.cold_start_metrics() {
                 println!(
                     "{}",
-                    emf_line(metrics, &function_name, &handler.model().family().to_string())
+                    emf_line(
+                        metrics,
+                        &function_name,
+                        &handler.model().family().to_string()
+                    )
                 );
             }
         }
