@@ -293,11 +293,16 @@ impl<'a> AprFile<'a> {
 
     /// The tensor called `name` (binary search), if present.
     pub fn tensor(&self, name: &str) -> Option<Tensor<'a>> {
+        self.view(self.tensor_info(name)?)
+    }
+
+    /// The index entry called `name` (binary search, no copy), if present.
+    pub fn tensor_info(&self, name: &str) -> Option<&TensorInfo> {
         let at = self
             .tensors
             .binary_search_by(|t| t.name.as_bytes().cmp(name.as_bytes()))
             .ok()?;
-        self.view(self.tensors.get(at)?)
+        self.tensors.get(at)
     }
 
     /// Every tensor, in index (name) order.
@@ -686,6 +691,8 @@ mod tests {
         assert_eq!(weight.shape(), &[1, 3]);
         assert_eq!(weight.bytes(), &[0x11; 12]);
         assert!(file.tensor("missing").is_none());
+        assert_eq!(file.tensor_info("bias").map(|t| t.size), Some(4));
+        assert!(file.tensor_info("").is_none());
         assert_eq!(file.iter().count(), 2);
         assert!(matches!(file.footer(), FooterStatus::Verified { .. }));
     }
