@@ -353,3 +353,37 @@ fn detect_family(file: &AprFile<'_>) -> Result<ModelFamily, ModelError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Model<'static>>();
+        assert_send_sync::<BatchOutput>();
+    }
+
+    #[test]
+    fn family_names_round_trip() {
+        for family in [
+            ModelFamily::LinearRegression,
+            ModelFamily::LogisticRegression,
+            ModelFamily::DecisionTree,
+            ModelFamily::RandomForest,
+            ModelFamily::KMeans,
+            ModelFamily::NeuralSequential,
+        ] {
+            assert_eq!(
+                ModelFamily::from_model_type(&family.to_string()),
+                Some(family)
+            );
+        }
+        assert_eq!(
+            ModelFamily::from_model_type("RandomForest"),
+            Some(ModelFamily::RandomForest)
+        );
+        assert_eq!(ModelFamily::from_model_type("linearregression"), None);
+    }
+}

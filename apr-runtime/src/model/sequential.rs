@@ -410,3 +410,72 @@ fn forward(
         Buffer::Primary
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Option<LayerSpec> {
+        parse_layer(0, text).ok()
+    }
+
+    #[test]
+    fn parses_every_layer_string() {
+        assert!(matches!(
+            parse("Linear(4->32)"),
+            Some(LayerSpec::Linear { n_in: 4, n_out: 32 })
+        ));
+        assert!(matches!(
+            parse("Linear( 4 -> 3 )"),
+            Some(LayerSpec::Linear { n_in: 4, n_out: 3 })
+        ));
+        for (text, want) in [
+            ("ReLU", "relu"),
+            ("Sigmoid", "sigmoid"),
+            ("Tanh", "tanh"),
+            ("GELU", "gelu"),
+            ("Softmax", "softmax"),
+        ] {
+            let got = match parse(text) {
+                Some(LayerSpec::Activation(Layer::Relu)) => "relu",
+                Some(LayerSpec::Activation(Layer::Sigmoid)) => "sigmoid",
+                Some(LayerSpec::Activation(Layer::Tanh)) => "tanh",
+                Some(LayerSpec::Activation(Layer::Gelu)) => "gelu",
+                Some(LayerSpec::Activation(Layer::Softmax)) => "softmax",
+                _ => "other",
+            };
+            assert_eq!(got, want, "{text}");
+        }
+        assert!(matches!(
+            parse("LeakyReLU(0.2)"),
+            Some(LayerSpec::Activation(Layer::LeakyRelu(a))) if a == 0.2
+        ));
+        assert!(matches!(
+            parse("LeakyReLU"),
+            Some(LayerSpec::Activation(Layer::LeakyRelu(a))) if a == DEFAULT_LEAKY_RELU_ALPHA
+        ));
+    }
+
+    #[test]
+    fn rejects_malformed_layer_strings() {
+        for text in [
+            "Linear(4->)",
+            "Linear(->4)",
+            "Linear(4-4)",
+            "Linear(4->0)",
+            "Linear(-1->2)",
+            "Linear(4->3",
+            "LeakyReLU(nan)",
+            "LeakyReLU(inf)",
+            "Dropout(0.5)",
+            "relu",
+            "",
+        ] {
+            let err = parse_layer(3, text).err().map(|e| e.to_string());
+            assert!(
+                err.as_deref().is_some_and(|e| e.starts_with("layer 3 (`")),
+                "{text}: {err:?}"
+            );
+        }
+    }
+}

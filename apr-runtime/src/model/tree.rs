@@ -348,3 +348,57 @@ impl TreeEnsemble {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_integers_only() {
+        assert_eq!(exact_integer(-1.0), Some(-1));
+        assert_eq!(exact_integer(0.0), Some(0));
+        assert_eq!(exact_integer(16_777_216.0), Some(16_777_216));
+        assert_eq!(exact_integer(1.5), None);
+        assert_eq!(exact_integer(-2.0), None);
+        assert_eq!(exact_integer(f32::NAN), None);
+        assert_eq!(exact_integer(f32::INFINITY), None);
+        assert_eq!(exact_integer(3.0e7), None);
+    }
+
+    #[test]
+    fn walk_goes_left_on_equal_and_reports_a_broken_tree() {
+        // x0 <= 0.5 ? class 0 : class 1
+        let tree = DecisionTree {
+            nodes: vec![
+                TreeNode::Split {
+                    feature: 0,
+                    threshold: 0.5,
+                    left: 1,
+                    right: 2,
+                },
+                TreeNode::Leaf { class: 0 },
+                TreeNode::Leaf { class: 1 },
+            ],
+        };
+        assert_eq!(tree.classify(&[0.5]), Ok(0));
+        assert_eq!(tree.classify(&[0.6]), Ok(1));
+        // Unvalidated trees fail with an error, never a panic or a hang.
+        let broken = DecisionTree {
+            nodes: vec![TreeNode::Split {
+                feature: 0,
+                threshold: 0.5,
+                left: 0,
+                right: 7,
+            }],
+        };
+        assert_eq!(
+            broken.classify(&[0.0]),
+            Err(PredictError::TreeWalk { node: 0 })
+        );
+        assert_eq!(
+            broken.classify(&[1.0]),
+            Err(PredictError::TreeWalk { node: 7 })
+        );
+        assert!(broken.classify(&[]).is_err());
+    }
+}
