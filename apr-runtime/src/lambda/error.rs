@@ -53,7 +53,7 @@ pub enum LambdaError {
     },
 
     /// A row does not have the model's number of features.
-    #[error("{} has {found} features, but the model takes {expected}", describe_row(*.instance))]
+    #[error("{} has {}, but the model takes {expected}", describe_row(*.instance), count_features(*.found))]
     FeatureCount {
         /// The row's index in `instances`, `None` for a single `features` event.
         instance: Option<usize>,
@@ -192,6 +192,14 @@ fn describe_row(instance: Option<usize>) -> String {
     match instance {
         Some(i) => format!("instance {i}"),
         None => "the `features` row".to_owned(),
+    }
+}
+
+fn count_features(n: usize) -> String {
+    if n == 1 {
+        "1 feature".to_owned()
+    } else {
+        format!("{n} features")
     }
 }
 
