@@ -305,6 +305,8 @@ unsafe fn sq_dists_avx2(centroids: &[f32], x: &[f32], out: &mut [f32]) {
 const NR: usize = 2 * LANES;
 /// Rows per micro-tile.
 const MR: usize = 6;
+/// Rows of X per outer block (a multiple of MR).
+const ROWS_PER_BLOCK: usize = 8 * MR;
 /// Below this many rows, packing W does not pay: run gemv per row.
 const MIN_ROWS_FOR_PACKING: usize = 4;
 
@@ -349,35 +351,42 @@ unsafe fn gemm_avx2(
     let panels = n_out.div_ceil(NR);
     let mut packed = PACKED_W.with(Cell::take);
     pack_panels(w, n_in, n_out, &mut packed);
-    for p in 0..panels {
-        let panel = &packed[p * n_in * NR..(p + 1) * n_in * NR];
-        let col0 = p * NR;
-        let cols = NR.min(n_out - col0);
-        let mut bias_tile = [0.0f32; NR];
-        if let Some(b) = bias {
-            bias_tile[..cols].copy_from_slice(&b[col0..col0 + cols]);
-        }
-        let mut row0 = 0;
-        while row0 < rows {
-            let mr = MR.min(rows - row0);
-            let x_block = &x[row0 * n_in..(row0 + mr) * n_in];
-            let y_block = &mut y[row0 * n_out..(row0 + mr) * n_out];
-            let tile = Tile {
-                panel,
-                x_block,
-                n_in,
-                bias: &bias_tile,
-            };
-            match mr {
-                6 => tile.run::<6>(y_block, n_out, col0, cols),
-                5 => tile.run::<5>(y_block, n_out, col0, cols),
-                4 => tile.run::<4>(y_block, n_out, col0, cols),
-                3 => tile.run::<3>(y_block, n_out, col0, cols),
-                2 => tile.run::<2>(y_block, n_out, col0, cols),
-                _ => tile.run::<1>(y_block, n_out, col0, cols),
+    // Row blocks outermost keep each block of X in L1/L2 while every panel
+    // of W passes over it.
+    let mut block0 = 0;
+    while block0 < rows {
+        let block_end = rows.min(block0 + ROWS_PER_BLOCK);
+        for p in 0..panels {
+            let panel = &packed[p * n_in * NR..(p + 1) * n_in * NR];
+            let col0 = p * NR;
+            let cols = NR.min(n_out - col0);
+            let mut bias_tile = [0.0f32; NR];
+            if let Some(b) = bias {
+                bias_tile[..cols].copy_from_slice(&b[col0..col0 + cols]);
             }
-            row0 += mr;
+            let mut row0 = block0;
+            while row0 < block_end {
+                let mr = MR.min(block_end - row0);
+                let x_block = &x[row0 * n_in..(row0 + mr) * n_in];
+                let y_block = &mut y[row0 * n_out..(row0 + mr) * n_out];
+                let tile = Tile {
+                    panel,
+                    x_block,
+                    n_in,
+                    bias: &bias_tile,
+                };
+                match mr {
+                    6 => tile.run::<6>(y_block, n_out, col0, cols),
+                    5 => tile.run::<5>(y_block, n_out, col0, cols),
+                    4 => tile.run::<4>(y_block, n_out, col0, cols),
+                    3 => tile.run::<3>(y_block, n_out, col0, cols),
+                    2 => tile.run::<2>(y_block, n_out, col0, cols),
+                    _ => tile.run::<1>(y_block, n_out, col0, cols),
+                }
+                row0 += mr;
+            }
         }
+        block0 = block_end;
     }
     PACKED_W.with(|cell| cell.set(packed));
 }
@@ -488,14 +497,15 @@ fn leaky_relu_avx2(v: &mut [f32], alpha: f32) {
     });
 }
 
-/// `e^x` to about 1 ulp for `x` in `[-87.3, 88.7]` (Cephes `expf`); inputs
+/// `e^x` to about 1 ulp for `x` in `[-87.3, 88.4]` (Cephes `expf`); inputs
 /// are clamped to that range, so the result is never infinite or
-/// subnormal.
+/// subnormal; NaN gives NaN.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn exp(x: __m256) -> __m256 {
-    let x = _mm256_min_ps(x, _mm256_set1_ps(88.376_26));
-    let x = _mm256_max_ps(x, _mm256_set1_ps(-87.336_55));
+    // min/max return their second operand when either is NaN: NaN stays NaN.
+    let x = _mm256_min_ps(_mm256_set1_ps(88.376_26), x);
+    let x = _mm256_max_ps(_mm256_set1_ps(-87.336_55), x);
     let fx = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
         x,
         _mm256_set1_ps(std::f32::consts::LOG2_E),
@@ -546,7 +556,7 @@ fn tanh_v(x: __m256) -> __m256 {
     // Large |x|: tanh rounds to ±1 in f32 from about 9.01 on.
     let one = _mm256_set1_ps(1.0);
     let two = _mm256_set1_ps(2.0);
-    let e = exp(_mm256_mul_ps(two, _mm256_min_ps(ax, _mm256_set1_ps(10.0))));
+    let e = exp(_mm256_mul_ps(two, _mm256_min_ps(_mm256_set1_ps(10.0), ax)));
     let large = _mm256_sub_ps(one, _mm256_div_ps(two, _mm256_add_ps(e, one)));
     let large = _mm256_or_ps(large, sign);
     let is_small = _mm256_cmp_ps::<_CMP_LT_OQ>(ax, _mm256_set1_ps(0.625));
