@@ -301,3 +301,26 @@ fn predict_rejects_bad_events_and_models() {
     );
     assert_eq!(output.status.code(), Some(1));
 }
+
+#[test]
+fn the_default_model_is_a_servable_iris_classifier() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/model.apr");
+    let report = json_stdout(&apr_lambda(&["inspect", "--json", path_str(&model)]));
+    assert_eq!(report["model_type"], "NeuralSequential");
+    assert_eq!(report["metadata"]["n_features"], 4);
+    assert_eq!(
+        report["metadata"]["class_names"],
+        serde_json::json!(["setosa", "versicolor", "virginica"])
+    );
+    let event =
+        r#"{"instances": [[5.1, 3.5, 1.4, 0.2], [5.9, 3.0, 4.2, 1.5], [6.7, 3.0, 5.2, 2.3]]}"#;
+    let output = apr_lambda_with_stdin(&["predict", path_str(&model)], event);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let classes: Vec<u64> = json_stdout(&output)["predictions"]
+        .as_array()
+        .expect("predictions")
+        .iter()
+        .map(|p| p["prediction"].as_u64().expect("class"))
+        .collect();
+    assert_eq!(classes, [0, 1, 2]);
+}
