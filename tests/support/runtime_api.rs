@@ -125,23 +125,35 @@ impl RuntimeApi {
 
     /// Queues `event` and waits up to `timeout` for the function's answer.
     pub fn invoke(&self, event: &[u8], timeout: Duration) -> Option<Answer> {
+        let id = self.enqueue(event);
+        self.wait_answer(&id, timeout)
+    }
+
+    /// Queues `event` for the next `/next` poll; returns its request id.
+    pub fn enqueue(&self, event: &[u8]) -> String {
         let id = {
             let mut next = self.next_id.lock().unwrap_or_else(|e| e.into_inner());
             *next += 1;
             format!("req-{:08}", *next)
         };
-        let deadline = Instant::now() + timeout;
         let mut state = self.shared.lock();
         state.queue.push_back((id.clone(), event.to_vec()));
         self.shared.changed.notify_all();
+        id
+    }
+
+    /// Waits up to `timeout` for the answer to request `id`; on timeout the
+    /// event is withdrawn if nobody took it.
+    pub fn wait_answer(&self, id: &str, timeout: Duration) -> Option<Answer> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.lock();
         loop {
-            if let Some(answer) = state.answers.remove(&id) {
+            if let Some(answer) = state.answers.remove(id) {
                 return Some(answer);
             }
             let now = Instant::now();
             if now >= deadline {
-                // Withdraw the event if nobody took it.
-                state.queue.retain(|(queued, _)| *queued != id);
+                state.queue.retain(|(queued, _)| queued != id);
                 return None;
             }
             state = self
