@@ -40,9 +40,36 @@ fn values(n: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
+/// One Linear layer: weight `[n_out, n_in]` scaled by 1/sqrt(fan-in), bias.
+struct Dense {
+    w: Vec<f32>,
+    b: Vec<f32>,
+    n_in: usize,
+    n_out: usize,
+}
+
+fn layers() -> Vec<Dense> {
+    DIMS.windows(2)
+        .enumerate()
+        .map(|(i, pair)| {
+            let (n_in, n_out) = (pair[0], pair[1]);
+            let scale = 1.0 / (n_in as f32).sqrt();
+            Dense {
+                w: values(n_in * n_out, 10 + i as u32)
+                    .iter()
+                    .map(|v| v * scale)
+                    .collect(),
+                b: values(n_out, 20 + i as u32),
+                n_in,
+                n_out,
+            }
+        })
+        .collect()
+}
+
 /// The model file: Linear(64->256), ReLU, Linear(256->256), ReLU,
-/// Linear(256->10), Softmax, F32 weights scaled by 1/sqrt(fan-in).
-fn model_bytes() -> Vec<u8> {
+/// Linear(256->10), Softmax, F32 weights.
+fn model_bytes(layers: &[Dense]) -> Vec<u8> {
     let mut writer = AprWriter::new();
     writer.model_type("NeuralSequential");
     writer.metadata(
@@ -56,20 +83,38 @@ fn model_bytes() -> Vec<u8> {
             "Softmax"
         ]),
     );
-    for (i, pair) in DIMS.windows(2).enumerate() {
-        let (n_in, n_out) = (pair[0], pair[1]);
-        let scale = 1.0 / (n_in as f32).sqrt();
-        let w: Vec<f32> = values(n_in * n_out, 10 + i as u32)
-            .iter()
-            .map(|v| v * scale)
-            .collect();
-        let b = values(n_out, 20 + i as u32);
+    for (i, d) in layers.iter().enumerate() {
         writer
-            .add_f32(&(2 * i).to_string(), &[n_out, n_in], &w)
-            .and_then(|w| w.add_f32(&(2 * i + 1).to_string(), &[n_out], &b))
+            .add_f32(&(2 * i).to_string(), &[d.n_out, d.n_in], &d.w)
+            .and_then(|w| w.add_f32(&(2 * i + 1).to_string(), &[d.n_out], &d.b))
             .unwrap_or_else(|e| panic!("building the benchmark model: {e}"));
     }
     writer.to_bytes()
+}
+
+/// The same network as bare kernel calls into preallocated buffers (no
+/// model, no checks): the floor the model's overhead is measured against.
+fn kernels_only(t: &Kernels, layers: &[Dense], x: &[f32], rows: usize, bufs: &mut [Vec<f32>; 2]) {
+    let [a, b] = bufs;
+    let mut input: &[f32] = x;
+    let mut out = a;
+    let mut spare = b;
+    for (i, d) in layers.iter().enumerate() {
+        out.resize(rows * d.n_out, 0.0);
+        if rows == 1 {
+            (t.gemv)(&d.w, input, Some(&d.b), out);
+        } else {
+            (t.gemm)(&d.w, input, Some(&d.b), out, d.n_in, d.n_out);
+        }
+        if i + 1 < layers.len() {
+            (t.relu)(out);
+        } else {
+            out.chunks_exact_mut(d.n_out).for_each(|r| (t.softmax)(r));
+        }
+        std::mem::swap(&mut out, &mut spare);
+        input = spare;
+    }
+    black_box(input);
 }
 
 /// Multiply-add FLOPs of one row.
@@ -135,8 +180,8 @@ fn time_per_call(budget: Duration, mut f: impl FnMut()) -> f64 {
     start.elapsed().as_secs_f64() / calls as f64
 }
 
-/// rows/s and GFLOP/s for each table, and SIMD / scalar.
-fn summary(models: &[(&'static Kernels, Model<'_>)]) {
+/// rows/s and GFLOP/s for each table, SIMD / scalar, and model / bare kernels.
+fn summary(models: &[(&'static Kernels, Model<'_>)], layers: &[Dense]) {
     let budget = Duration::from_millis(700);
     let x = values(DIMS[0], 1);
     let rows = values(BATCH_ROWS * DIMS[0], 2);
@@ -150,7 +195,12 @@ fn summary(models: &[(&'static Kernels, Model<'_>)]) {
     for (table, model) in models {
         let mut scratch = model.scratch();
         let single = time_per_call(budget, || {
-            black_box(model.predict(black_box(&x), &mut scratch).map(|o| o.class).ok());
+            black_box(
+                model
+                    .predict(black_box(&x), &mut scratch)
+                    .map(|o| o.class)
+                    .ok(),
+            );
         });
         let batch = time_per_call(budget, || {
             black_box(model.predict_batch(black_box(&rows), BATCH_ROWS).ok());
@@ -166,6 +216,22 @@ fn summary(models: &[(&'static Kernels, Model<'_>)]) {
             flops * batch_rows_per_s / 1e9
         );
         results.push((table.name, single, batch));
+        let mut bufs = [Vec::new(), Vec::new()];
+        let bare_single = time_per_call(budget, || kernels_only(table, layers, &x, 1, &mut bufs));
+        let bare_batch = time_per_call(budget, || {
+            kernels_only(table, layers, &rows, BATCH_ROWS, &mut bufs)
+        });
+        println!(
+            "{:<10} {:>9.2} µs {:>14.0} {:>12.2} {:>16.0} {:>14.2}   (bare kernel calls: model overhead {:+.1}% / {:+.1}%)",
+            "  bare",
+            bare_single * 1e6,
+            1.0 / bare_single,
+            flops / bare_single / 1e9,
+            BATCH_ROWS as f64 / bare_batch,
+            flops * BATCH_ROWS as f64 / bare_batch / 1e9,
+            (single / bare_single - 1.0) * 100.0,
+            (batch / bare_batch - 1.0) * 100.0
+        );
     }
     if let (Some(scalar), Some(best)) = (results.first(), results.last()) {
         if results.len() > 1 {
@@ -181,7 +247,8 @@ fn summary(models: &[(&'static Kernels, Model<'_>)]) {
 }
 
 fn main() {
-    let bytes = model_bytes();
+    let layers = layers();
+    let bytes = model_bytes(&layers);
     let models = models(&bytes);
     let mut c = Criterion::default().configure_from_args();
     single_row(&mut c, &models);
@@ -189,6 +256,6 @@ fn main() {
     c.final_summary();
     // Only under `cargo bench` (criterion's test mode runs each bench once).
     if std::env::args().any(|a| a == "--bench") {
-        summary(&models);
+        summary(&models, &layers);
     }
 }
