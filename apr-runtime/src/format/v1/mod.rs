@@ -375,9 +375,9 @@ impl V1Flags {
         (Self::SIGNED, "signed"),
         (Self::STREAMING, "streaming"),
         (Self::LICENSED, "licensed"),
-        (Self::TRUENO_NATIVE, "trueno-native"),
+        (Self::TRUENO_NATIVE, "trueno_native"),
         (Self::QUANTIZED, "quantized"),
-        (Self::MODEL_CARD, "model-card"),
+        (Self::MODEL_CARD, "model_card"),
     ];
 
     /// Whether every bit of `mask` is set.
@@ -385,7 +385,7 @@ impl V1Flags {
         self.0 & mask == mask
     }
 
-    /// The names of the bits set (unknown bits as "bit N").
+    /// The names of the bits set, lowest first (`"signed"`, `"model_card"`, ...); bit 7 is reported as `"unknown"`.
     pub fn names(self) -> Vec<String> {
         let mut names: Vec<String> = Self::NAMES
             .iter()
@@ -393,7 +393,7 @@ impl V1Flags {
             .map(|(_, name)| (*name).to_string())
             .collect();
         if self.0 & 0x80 != 0 {
-            names.push("bit 7".to_string());
+            names.push("unknown".to_string());
         }
         names
     }
