@@ -342,7 +342,6 @@ fn tensor_strategy() -> impl Strategy<Value = (String, DType, Vec<usize>, Vec<u8
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
     fn writer_round_trip(
