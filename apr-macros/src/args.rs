@@ -30,6 +30,9 @@ pub(crate) struct MacroArgs {
 /// The arguments as they are read, before `model` is known to be present.
 #[derive(Default)]
 struct PartialArgs {
+    /// Whether `model` was written at all, valid or not (so an invalid
+    /// value is not also reported as missing).
+    model_written: bool,
     model: Option<LitStr>,
     crate_path: Option<syn::Path>,
     features: Option<usize>,
@@ -54,6 +57,7 @@ pub(crate) fn parse(tokens: TokenStream) -> syn::Result<MacroArgs> {
             max_batch: args.max_batch,
         }),
         (Some(_), Some(errors)) => Err(errors),
+        (None, Some(errors)) if args.model_written => Err(errors),
         (None, errors) => {
             let mut missing = syn::Error::new(
                 Span::call_site(),
@@ -83,6 +87,7 @@ impl PartialArgs {
             Meta::NameValue(name_value) => name_value,
             Meta::Path(path) => {
                 let name = path_name(&path);
+                self.model_written |= name == "model";
                 return Err(syn::Error::new_spanned(
                     &path,
                     format!(
@@ -93,6 +98,7 @@ impl PartialArgs {
             }
             Meta::List(list) => {
                 let name = path_name(&list.path);
+                self.model_written |= name == "model";
                 return Err(syn::Error::new_spanned(
                     &list,
                     format!(
@@ -107,7 +113,8 @@ impl PartialArgs {
         let value = &name_value.value;
         match name.as_str() {
             "model" => {
-                check_unset(self.model.is_some(), &name, name_span)?;
+                check_unset(self.model_written, &name, name_span)?;
+                self.model_written = true;
                 let lit = string_literal(
                     value,
                     &name,
@@ -230,4 +237,94 @@ fn positive_integer(value: &Expr, name: &str) -> syn::Result<usize> {
         ));
     }
     Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn error_of(tokens: TokenStream) -> String {
+        match parse(tokens) {
+            Ok(_) => panic!("expected an error"),
+            Err(error) => error
+                .into_iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(" | "),
+        }
+    }
+
+    #[test]
+    fn every_argument_is_read() {
+        let args = parse(quote!(
+            model = "m.apr",
+            crate = "::renamed",
+            features = 4,
+            max_batch = 100
+        ))
+        .expect("valid arguments");
+        assert_eq!(args.model.value(), "m.apr");
+        assert_eq!(
+            args.crate_path.map(|p| quote!(#p).to_string()),
+            Some(":: renamed".to_owned())
+        );
+        assert_eq!(args.features, Some(4));
+        assert_eq!(args.max_batch, Some(100));
+    }
+
+    #[test]
+    fn model_alone_is_enough_and_a_trailing_comma_is_fine() {
+        let args = parse(quote!(model = "m.apr",)).expect("valid arguments");
+        assert!(args.crate_path.is_none() && args.features.is_none() && args.max_batch.is_none());
+    }
+
+    #[test]
+    fn missing_model_is_an_error() {
+        assert!(error_of(quote!()).starts_with("missing `model"));
+        assert!(error_of(quote!(features = 3)).starts_with("missing `model"));
+    }
+
+    #[test]
+    fn an_invalid_model_is_not_also_missing() {
+        assert_eq!(
+            error_of(quote!(model = 3)),
+            "`model` takes a string literal: the model file, e.g. `model = \"models/model.apr\"`"
+        );
+        assert!(error_of(quote!(model)).starts_with("`model` needs a value"));
+        assert!(error_of(quote!(model("x"))).starts_with("`model(...)` is not"));
+        assert!(error_of(quote!(model = "")).starts_with("`model` is empty"));
+    }
+
+    #[test]
+    fn unknown_and_duplicate_arguments_are_errors() {
+        assert!(error_of(quote!(model = "m", memory = 1)).starts_with("unknown argument `memory`"));
+        assert!(error_of(quote!(model = "m", a::b = 1)).starts_with("unknown argument `a::b`"));
+        assert!(error_of(quote!(model = "m", features = 1, features = 2))
+            .starts_with("duplicate argument `features`"));
+        assert!(error_of(quote!(model = "m", crate = "a", crate = "b"))
+            .starts_with("duplicate argument `crate`"));
+        assert!(error_of(quote!(model = "m", max_batch = 1, max_batch = 2))
+            .starts_with("duplicate argument `max_batch`"));
+    }
+
+    #[test]
+    fn values_of_the_wrong_kind_are_errors() {
+        assert!(error_of(quote!(model = "m", features = "3"))
+            .starts_with("`features` takes a positive integer"));
+        assert!(error_of(quote!(model = "m", features = 0))
+            .starts_with("`features` must be at least 1"));
+        assert!(error_of(quote!(model = "m", max_batch = 1.5))
+            .starts_with("`max_batch` takes a positive integer"));
+        assert!(error_of(quote!(model = "m", crate = apr))
+            .starts_with("`crate` takes a string literal"));
+        assert!(error_of(quote!(model = "m", crate = "not a path"))
+            .starts_with("`crate = \"not a path\"` is not a path"));
+    }
+
+    #[test]
+    fn all_errors_are_reported_at_once() {
+        let message = error_of(quote!(features = "x", memory = 1));
+        assert_eq!(message.matches(" | ").count(), 2, "{message}");
+    }
 }

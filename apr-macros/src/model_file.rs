@@ -125,3 +125,73 @@ fn validate_v2(bytes: &[u8], features: Option<usize>) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proc_macro2::Span;
+
+    /// Loads a fixture of apr-runtime, relative to this crate as a user's path would be.
+    fn load_fixture(name: &str, features: Option<usize>) -> syn::Result<EmbeddedModel> {
+        let path = format!("../apr-runtime/tests/fixtures/{name}");
+        load(&LitStr::new(&path, Span::call_site()), features)
+    }
+
+    fn error_of(name: &str, features: Option<usize>) -> String {
+        match load_fixture(name, features) {
+            Ok(_) => panic!("{name} should be rejected"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_v2_file_is_embedded_by_absolute_path() {
+        match load_fixture("linear_regression.v2.apr", Some(3)) {
+            Ok(EmbeddedModel::V2 { absolute_path }) => {
+                assert!(std::path::Path::new(&absolute_path).is_absolute());
+                assert!(absolute_path.ends_with("linear_regression.v2.apr"));
+            }
+            _ => panic!("expected an embedded v2 file"),
+        }
+    }
+
+    #[test]
+    fn a_v1_file_is_converted_to_a_valid_v2_container() {
+        match load_fixture("linear_regression.v1.apr", Some(3)) {
+            Ok(EmbeddedModel::ConvertedV1 {
+                original_path,
+                converted,
+            }) => {
+                assert!(original_path.ends_with("linear_regression.v1.apr"));
+                let file = AprFile::parse(&converted).expect("the converted bytes parse");
+                assert_eq!(Model::from_file(&file).expect("a model").n_features(), 3);
+            }
+            _ => panic!("expected a converted v1 file"),
+        }
+    }
+
+    #[test]
+    fn every_error_starts_with_the_path_as_written() {
+        let message = error_of("bad_header_crc.apr", None);
+        assert!(
+            message.starts_with(
+                "../apr-runtime/tests/fixtures/bad_header_crc.apr: header checksum mismatch"
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn missing_files_directories_and_empty_files_are_rejected() {
+        assert!(error_of("no_such_file.apr", None).contains("does not exist"));
+        assert!(error_of("", None).contains("is a directory"));
+        assert!(error_of("bad_empty.apr", None).contains("empty"));
+    }
+
+    #[test]
+    fn a_features_mismatch_names_both_counts() {
+        let message = error_of("linear_regression.v2.apr", Some(4));
+        assert!(message.contains("`features = 4` was given"), "{message}");
+        assert!(message.contains("takes 3 features"), "{message}");
+    }
+}

@@ -1,0 +1,116 @@
+//! The `#[apr_lambda]` ui suite: compile-fail cases with checked-in `.stderr`
+//! files (what a user sees), and compile-pass cases that build and run.
+//!
+//! Model paths in `model = "..."` are relative to `CARGO_MANIFEST_DIR`. Under
+//! trybuild that is the project trybuild generates
+//! (`<target>/tests/trybuild/apr-lambda/`), not this repository, so before
+//! the cases are built the fixtures of `tests/ui/models/` are copied to
+//! `<that project>/models/`: the cases then name them `models/...`, as a
+//! user's crate would, and the `.stderr` files hold no machine paths.
+//!
+//! Two fixtures are generated, not copied from `apr-runtime/tests/fixtures`:
+//! `unsupported_flags.apr` and `unsupported_family.apr`. They are committed;
+//! `generated_fixtures_are_current` checks them, and
+//! `APR_UPDATE_FIXTURES=1 cargo test --test trybuild generated` rewrites them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use apr_lambda::runtime::format::{crc32, AprWriter, Flags};
+
+/// Where the ui fixtures are kept in the repository.
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/models")
+}
+
+/// The cargo target directory, as trybuild finds it (`cargo metadata`).
+fn target_dir() -> PathBuf {
+    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["metadata", "--no-deps", "--format-version=1"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(output.status.success(), "cargo metadata failed");
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("cargo metadata prints JSON");
+    let dir = metadata["target_directory"]
+        .as_str()
+        .expect("cargo metadata names the target directory");
+    PathBuf::from(dir)
+}
+
+/// Copies `tests/ui/models/*` to `<trybuild project>/models/`, plus an empty
+/// directory `models/a_directory` (git keeps no empty directories).
+fn install_fixtures() {
+    let project = target_dir()
+        .join("tests/trybuild")
+        .join(env!("CARGO_PKG_NAME"));
+    let models = project.join("models");
+    if models.exists() {
+        std::fs::remove_dir_all(&models).expect("remove the old fixture copy");
+    }
+    std::fs::create_dir_all(models.join("a_directory")).expect("create the fixture directory");
+    for entry in std::fs::read_dir(fixtures_dir()).expect("tests/ui/models is readable") {
+        let entry = entry.expect("a directory entry");
+        if entry.file_type().expect("a file type").is_file() {
+            std::fs::copy(entry.path(), models.join(entry.file_name())).expect("copy a fixture");
+        }
+    }
+}
+
+#[test]
+fn ui() {
+    install_fixtures();
+    let cases = trybuild::TestCases::new();
+    cases.compile_fail("tests/ui/fail/*.rs");
+    cases.pass("tests/ui/pass/*.rs");
+}
+
+/// A valid linear model whose header claims encryption, with the header CRC
+/// (and the footer CRC) recomputed so that the flag is the only rule broken.
+fn unsupported_flags_fixture() -> Vec<u8> {
+    let mut bytes = std::fs::read(fixtures_dir().join("linear_regression.v2.apr"))
+        .expect("the linear regression fixture is readable");
+    let flags = u16::from_le_bytes([bytes[6], bytes[7]]) | Flags::ENCRYPTED;
+    bytes[6..8].copy_from_slice(&flags.to_le_bytes());
+    let mut covered = bytes[0..40].to_vec();
+    covered.extend_from_slice(&bytes[44..64]);
+    bytes[40..44].copy_from_slice(&crc32(&covered).to_le_bytes());
+    let body = bytes.len() - 4;
+    let footer = crc32(&bytes[..body]);
+    bytes[body..].copy_from_slice(&footer.to_le_bytes());
+    bytes
+}
+
+/// A valid container of a family the runtime does not serve (a PCA).
+fn unsupported_family_fixture() -> Vec<u8> {
+    let mut writer = AprWriter::new();
+    writer.model_type("Pca");
+    writer
+        .add_f32("components", &[2, 3], &[0.6, 0.8, 0.0, -0.8, 0.6, 0.0])
+        .expect("a valid tensor");
+    writer
+        .add_f32("mean", &[3], &[1.0, 2.0, 3.0])
+        .expect("a valid tensor");
+    writer.to_bytes()
+}
+
+#[test]
+fn generated_fixtures_are_current() {
+    let generated = [
+        ("unsupported_flags.apr", unsupported_flags_fixture()),
+        ("unsupported_family.apr", unsupported_family_fixture()),
+    ];
+    let update = std::env::var_os("APR_UPDATE_FIXTURES").is_some();
+    for (name, bytes) in generated {
+        let path = fixtures_dir().join(name);
+        if update {
+            std::fs::write(&path, &bytes).expect("write the fixture");
+        }
+        let committed = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            committed == bytes,
+            "tests/ui/models/{name} is stale: rerun with APR_UPDATE_FIXTURES=1"
+        );
+    }
+}

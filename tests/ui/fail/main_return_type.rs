@@ -1,0 +1,4 @@
+#[apr_lambda::apr_lambda(model = "models/linear_regression.v2.apr")]
+fn main() -> i32 {
+    0
+}

@@ -1,0 +1,2 @@
+#[apr_lambda::apr_lambda(features = 3)]
+fn main() {}

@@ -1,0 +1,6 @@
+#[apr_lambda::apr_lambda(model = "models/linear_regression.v2.apr")]
+struct Handler;
+
+fn main() {
+    let _ = Handler;
+}
