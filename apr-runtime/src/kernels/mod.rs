@@ -33,7 +33,7 @@
 
 use std::sync::OnceLock;
 
-#[cfg(target_arch = "aarch64")]
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 mod aarch64;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
@@ -110,7 +110,7 @@ pub fn available() -> Vec<&'static Kernels> {
     let mut tables = vec![&scalar::TABLE];
     #[cfg(target_arch = "x86_64")]
     tables.extend(x86_64::avx2::table());
-    #[cfg(target_arch = "aarch64")]
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
     tables.extend(aarch64::neon::table());
     tables
 }
