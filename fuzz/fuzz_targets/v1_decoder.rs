@@ -23,8 +23,9 @@ fuzz_target!(|data: &[u8]| {
     check(data);
     // Also the same bytes as the body of a well-formed container, with
     // sizes and trailer made consistent: data = [model_type, compression,
-    // flags, metadata_len, ...metadata and payload].
-    if let [model_type, compression, flags, metadata_len, rest @ ..] = data {
+    // flags, metadata_len, size_lo, size_hi, ...metadata and payload], where
+    // size is the uncompressed size claimed for a compressed payload.
+    if let [model_type, compression, flags, metadata_len, size_lo, size_hi, rest @ ..] = data {
         let metadata_len = usize::from(*metadata_len).min(rest.len());
         let (metadata, payload) = rest.split_at(metadata_len);
         let mut file = Vec::with_capacity(data.len() + 40);
@@ -36,8 +37,7 @@ fuzz_target!(|data: &[u8]| {
         let uncompressed = if compression == 0 {
             payload.len() as u32
         } else {
-            // Compressed: claim a size the fuzzer controls (bounded).
-            u32::from(*flags) * 16
+            u32::from(u16::from_le_bytes([*size_lo, *size_hi]))
         };
         file.extend_from_slice(&uncompressed.to_le_bytes());
         file.extend_from_slice(&[compression, flags & 0x02, 0]);
