@@ -613,6 +613,23 @@ fn layout_errors_are_reported() {
         V1Error::DecompressedSize { .. }
     ));
 
+    // Bytes after the zstd frame inside the stored payload.
+    let mut zstd = V1Builder::new(0x0001, linear_payload());
+    zstd.compression = 1;
+    let mut bytes = zstd.build();
+    let stored_end = bytes.len() - 4;
+    bytes.insert(stored_end, 0xEE);
+    let stored_size = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) + 1;
+    bytes[12..16].copy_from_slice(&stored_size.to_le_bytes());
+    bytes.truncate(bytes.len() - 4);
+    let crc = apr_runtime::format::crc32(&bytes);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    let error = v1_error(v1::decode(&bytes));
+    assert!(
+        error.to_string().contains("follow the zstd frame"),
+        "{error}"
+    );
+
     let gradient_boosting = V1Builder::new(0x0005, vec![]).build();
     let error = v1_error(v1::decode(&gradient_boosting));
     assert!(error.to_string().contains("GradientBoosting"), "{error}");

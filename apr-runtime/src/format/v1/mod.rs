@@ -674,7 +674,8 @@ fn decompress<'a>(
                 compression: "zstd",
                 reason,
             };
-            let decoder = ruzstd::decoding::StreamingDecoder::new(stored)
+            let mut input = stored;
+            let decoder = ruzstd::decoding::StreamingDecoder::new(&mut input)
                 .map_err(|e| failed(e.to_string()))?;
             // Read at most one byte more than declared, so a bomb stops early
             // and a longer stream is still detected.
@@ -689,6 +690,12 @@ fn decompress<'a>(
                     expected: u64::from(expected),
                     found: out.len() as u64,
                 });
+            }
+            if !input.is_empty() {
+                return Err(failed(format!(
+                    "{} bytes of the stored payload follow the zstd frame",
+                    input.len()
+                )));
             }
             Ok(std::borrow::Cow::Owned(out))
         }
