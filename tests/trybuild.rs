@@ -114,3 +114,103 @@ fn generated_fixtures_are_current() {
         );
     }
 }
+
+/// Peak RSS (kB) and wall time of one `cargo build` of `project`, through
+/// `/usr/bin/time -v` (its peak is that of the largest process, rustc).
+fn measured_build(project: &Path, target: &Path) -> (u64, String) {
+    let output = Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["build", "--offline", "--quiet"])
+        .env("CARGO_TARGET_DIR", target)
+        .current_dir(project)
+        .output()
+        .expect("/usr/bin/time runs cargo");
+    let report = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "the build failed:\n{report}");
+    let field = |name: &str| {
+        report
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(name))
+            .map(|value| value.trim().to_owned())
+            .unwrap_or_else(|| panic!("no {name:?} in:\n{report}"))
+    };
+    let peak_kb = field("Maximum resident set size (kbytes):")
+        .parse()
+        .expect("a number of kB");
+    (
+        peak_kb,
+        field("Elapsed (wall clock) time (h:mm:ss or m:ss):"),
+    )
+}
+
+/// A 50 MB model compiles with the memory `include_bytes!` itself costs, not
+/// the blow-up of pasting the bytes as a literal. Run it with
+/// `cargo test --test trybuild -- --ignored --nocapture large_model`; it
+/// prints the peak RSS of a build with a 1 KB and with a 50 MB model.
+#[test]
+#[ignore = "builds a crate twice, with a 50 MB model (about a minute)"]
+fn large_model_compiles_without_memory_blow_up() {
+    if !Path::new("/usr/bin/time").exists() {
+        eprintln!("skipped: /usr/bin/time (GNU time) is not installed");
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let project = Path::new(env!("CARGO_TARGET_TMPDIR")).join("apr-large-model");
+    std::fs::create_dir_all(project.join("src")).expect("create the project");
+    std::fs::create_dir_all(project.join("models")).expect("create the models directory");
+    std::fs::write(
+        project.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"apr-large-model\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\
+             publish = false\n\n[dependencies]\napr-lambda = {{ path = {:?} }}\n\n[workspace]\n",
+            repo.display().to_string()
+        ),
+    )
+    .expect("write Cargo.toml");
+    // The repository's lock file, so the build reuses its dependencies.
+    std::fs::copy(repo.join("Cargo.lock"), project.join("Cargo.lock")).expect("copy Cargo.lock");
+    std::fs::write(
+        project.join("src/main.rs"),
+        "#[apr_lambda::apr_lambda(model = \"models/model.apr\")]\nfn main() {}\n",
+    )
+    .expect("write main.rs");
+    let target = repo.join("target/apr-large-model");
+
+    let write_model = |n_inputs: usize| {
+        let weights: Vec<f32> = (0..n_inputs).map(|i| (i % 1000) as f32 * 1e-3).collect();
+        let mut writer = AprWriter::new();
+        writer.model_type("LinearRegression");
+        writer
+            .add_f32("weight", &[1, n_inputs], &weights)
+            .expect("a valid weight");
+        writer.add_f32("bias", &[1], &[0.5]).expect("a valid bias");
+        let bytes = writer.to_bytes();
+        std::fs::write(project.join("models/model.apr"), &bytes).expect("write the model");
+        bytes.len()
+    };
+
+    // Build the dependencies, then measure a rebuild of the crate alone.
+    write_model(256);
+    measured_build(&project, &target);
+    let small_len = write_model(256 + 1);
+    let (small_kb, small_time) = measured_build(&project, &target);
+    let large_len = write_model(50 * 1024 * 1024 / 4);
+    let (large_kb, large_time) = measured_build(&project, &target);
+
+    println!("model of {small_len} bytes: peak RSS {small_kb} kB, {small_time}");
+    println!("model of {large_len} bytes: peak RSS {large_kb} kB, {large_time}");
+    let extra_kb = large_kb.saturating_sub(small_kb);
+    let model_kb = u64::try_from(large_len / 1024).expect("fits");
+    println!(
+        "extra peak RSS for the large model: {extra_kb} kB = {:.1} x the model",
+        extra_kb as f64 / model_kb as f64
+    );
+    // rustc keeps a few copies of an `include_bytes!` (the file, the const
+    // allocation, the LLVM constant, the object file): about 5x. A literal
+    // pasted into the token stream costs far more.
+    assert!(
+        extra_kb < 10 * model_kb,
+        "the 50 MB model cost {extra_kb} kB of extra peak RSS"
+    );
+}
