@@ -149,21 +149,6 @@ fn hsum(v: __m256) -> f32 {
     _mm_cvtss_f32(s)
 }
 
-/// Lane `i` of the result is the sum of the lanes of `v[i]`.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-fn hsum8(v: &[__m256; 8]) -> __m256 {
-    let a = _mm256_hadd_ps(v[0], v[1]);
-    let b = _mm256_hadd_ps(v[2], v[3]);
-    let c = _mm256_hadd_ps(v[4], v[5]);
-    let d = _mm256_hadd_ps(v[6], v[7]);
-    let ab = _mm256_hadd_ps(a, b);
-    let cd = _mm256_hadd_ps(c, d);
-    let lo = _mm256_permute2f128_ps::<0x20>(ab, cd);
-    let hi = _mm256_permute2f128_ps::<0x31>(ab, cd);
-    _mm256_add_ps(lo, hi)
-}
-
 // ---------------------------------------------------------------------------
 // dot, gemv, sq_dists
 
@@ -191,13 +176,16 @@ fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     total
 }
 
-/// `y = W x + b`, eight rows of `W` at a time so the eight sums come out of
-/// one transposing reduction as one vector.
+/// `y = W x + b`, four rows of `W` and sixteen columns per step (two
+/// accumulators per row), one four-way transposing reduction per block.
+/// Measured against eight rows × one accumulator: as fast at 64×256, 5–15 %
+/// faster at 256×256 and 1024×1024 (fewer concurrent streams from L2/L3).
 ///
 /// # Safety
 /// The CPU supports avx2 and fma, and the shapes passed `assert_gemv_shapes`.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gemv_avx2(w: &[f32], x: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    const ROWS: usize = 4;
     let n = x.len();
     if n == 0 {
         match bias {
@@ -206,42 +194,59 @@ unsafe fn gemv_avx2(w: &[f32], x: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
         }
         return;
     }
+    let main16 = n - n % (2 * LANES);
     let main = n - n % LANES;
-    let mut y_blocks = y.chunks_exact_mut(LANES);
-    let mut w_blocks = w.chunks_exact(LANES * n);
+    let mut y_blocks = y.chunks_exact_mut(ROWS);
+    let mut w_blocks = w.chunks_exact(ROWS * n);
     let mut o = 0;
-    for (y8, w8) in (&mut y_blocks).zip(&mut w_blocks) {
-        let mut acc = [_mm256_setzero_ps(); 8];
-        let wp = w8.as_ptr();
-        let xp = x.as_ptr();
+    let xp = x.as_ptr();
+    for (y4, w4) in (&mut y_blocks).zip(&mut w_blocks) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
+        let wp = w4.as_ptr();
         let mut i = 0;
-        while i < main {
-            // SAFETY: i + 8 <= main <= n = x.len().
-            let xv = unsafe { load_at(xp, i) };
+        while i < main16 {
+            // SAFETY: i + 16 <= main16 <= n = x.len().
+            let (x0, x1) = unsafe { (load_at(xp, i), load_at(xp, i + LANES)) };
             for (r, lane) in acc.iter_mut().enumerate() {
-                // SAFETY: w8.len() == 8 n (chunks_exact), and
-                // r n + i + 8 <= 7 n + main <= 8 n.
-                let wv = unsafe { load_at(wp, r * n + i) };
-                *lane = _mm256_fmadd_ps(wv, xv, *lane);
+                // SAFETY: w4.len() == 4 n, and r n + i + 16 <= 3 n + main16 <= 4 n.
+                let (w0, w1) = unsafe { (load_at(wp, r * n + i), load_at(wp, r * n + i + LANES)) };
+                lane[0] = _mm256_fmadd_ps(w0, x0, lane[0]);
+                lane[1] = _mm256_fmadd_ps(w1, x1, lane[1]);
             }
-            i += LANES;
+            i += 2 * LANES;
         }
-        let mut sums = hsum8(&acc);
+        if i < main {
+            // SAFETY: i + 8 <= main <= n.
+            let x0 = unsafe { load_at(xp, i) };
+            for (r, lane) in acc.iter_mut().enumerate() {
+                // SAFETY: r n + i + 8 <= 3 n + main <= 4 n = w4.len().
+                let w0 = unsafe { load_at(wp, r * n + i) };
+                lane[0] = _mm256_fmadd_ps(w0, x0, lane[0]);
+            }
+        }
+        let v: [__m256; ROWS] = std::array::from_fn(|r| _mm256_add_ps(acc[r][0], acc[r][1]));
+        let h = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+        let mut sums = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
+        let mut extra = [0.0f32; ROWS];
         if main < n {
-            let mut tail = [0.0f32; LANES];
-            for (r, t) in tail.iter_mut().enumerate() {
-                let row = &w8[r * n + main..(r + 1) * n];
+            for (r, t) in extra.iter_mut().enumerate() {
+                let row = &w4[r * n + main..(r + 1) * n];
                 for (p, q) in row.iter().zip(&x[main..]) {
                     *t += p * q;
                 }
             }
-            sums = _mm256_add_ps(sums, load(&tail));
         }
         if let Some(b) = bias {
-            sums = _mm256_add_ps(sums, load(&b[o..]));
+            for (t, bv) in extra.iter_mut().zip(&b[o..o + ROWS]) {
+                *t += bv;
+            }
         }
-        store(y8, sums);
-        o += LANES;
+        // SAFETY: `extra` holds exactly 4 f32.
+        sums = _mm_add_ps(sums, unsafe { _mm_loadu_ps(extra.as_ptr()) });
+        let out = &mut y4[..ROWS];
+        // SAFETY: `out` holds exactly 4 f32 we may write.
+        unsafe { _mm_storeu_ps(out.as_mut_ptr(), sums) };
+        o += ROWS;
     }
     for (out, row) in y_blocks
         .into_remainder()
