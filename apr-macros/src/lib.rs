@@ -80,6 +80,9 @@ use proc_macro::TokenStream;
 /// random-forest payloads (the training matrix, labels and out-of-bag
 /// indices) and k-means payloads (the training labels) carry. The original
 /// file is still `include_bytes!`-ed, so editing it rebuilds the crate.
+/// The converted bytes are embedded as a literal, so a v1 model that converts
+/// to more than 16 MiB is refused: convert it once with
+/// `apr-lambda convert IN OUT` and embed the v2 file.
 ///
 /// # What it expands to
 ///
@@ -87,21 +90,30 @@ use proc_macro::TokenStream;
 /// fn main() -> ::std::process::ExitCode {
 ///     #[repr(C, align(64))]
 ///     struct __AprAligned<T: ?Sized>(T);
-///     static __APR_MODEL: &__AprAligned<[u8; LEN]> =
+///     static __APR_MODEL: &__AprAligned<[u8]> =
 ///         &__AprAligned(*include_bytes!("/absolute/path/to/models/model.apr"));
 ///
-///     let __apr_lambda_process_start = ::apr_lambda::__private::process_start();
-///     fn __apr_lambda_main() -> RET { BODY }             // `async fn` when main is async
-///     if let Err(code) = ::apr_lambda::__private::init_outcome(__apr_lambda_main()) {
-///         return code;                                    // the body returned Err: do not serve
+///     ::apr_lambda::__private::process_start();       // the cold-start clock starts here
+///     fn __apr_lambda_main() -> RET { BODY }            // `async fn` when main is async
+///     if let Err(code) = ::apr_lambda::__private::init_outcome(
+///         __apr_lambda_main(),                          // `__private::block_on(...)` when async
+///     ) {
+///         return code;                                  // the body returned Err: do not serve
 ///     }
-///     ::apr_lambda::__private::run(&__APR_MODEL.0, RunConfig { process_start, max_batch })
+///     ::apr_lambda::__private::run(
+///         &__APR_MODEL.0,
+///         ::apr_lambda::__private::Config::new().max_batch(N), // `.max_batch` only when given
+///     )
 /// }
 /// ```
 ///
+/// For a v1 input the static holds the converted bytes as a byte-string
+/// literal instead, next to `const _: &[u8] = include_bytes!("/absolute/original.apr");`.
+///
 /// `include_bytes!` of the absolute path makes cargo rebuild when the model
-/// changes, and costs the compiler no more than the file itself, so large
-/// models compile as fast as small ones. The bytes sit in a 64-byte aligned
+/// changes, and costs the compiler what `include_bytes!` always costs (a
+/// 50 MB model adds about 270 MB to rustc's peak memory and a second or two),
+/// not the several times more of bytes pasted as a literal. The bytes sit in a 64-byte aligned
 /// static, so at start-up `f32` tensors are viewed in place, not copied.
 /// `run` builds the `LambdaHandler` from the bytes and serves it: on AWS
 /// Lambda when `AWS_LAMBDA_RUNTIME_API` is set, in local mode otherwise
