@@ -55,11 +55,18 @@ fn write_models(dir: Option<PathBuf>) -> Result<(), String> {
     let dir = dir.ok_or("models: missing DIR")?;
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     // 4 -> H -> 3: 8H + 3 parameters, 32H + 12 bytes.
-    for (name, hidden) in [("model-1mb.apr", 32_768usize), ("model-50mb.apr", 1_638_400)] {
+    for (name, hidden) in [
+        ("model-1mb.apr", 32_768usize),
+        ("model-50mb.apr", 1_638_400),
+    ] {
         let bytes = mlp(hidden)?;
         let path = dir.join(name);
         std::fs::write(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-        println!("{}: {} bytes (hidden width {hidden})", path.display(), bytes.len());
+        println!(
+            "{}: {} bytes (hidden width {hidden})",
+            path.display(),
+            bytes.len()
+        );
     }
     Ok(())
 }
@@ -90,7 +97,9 @@ fn mlp(hidden: usize) -> Result<Vec<u8>, String> {
     writer
         .add_f32("0", &[hidden, 4], &values(hidden * 4, 1.0))
         .map_err(err)?;
-    writer.add_f32("1", &[hidden], &values(hidden, 0.1)).map_err(err)?;
+    writer
+        .add_f32("1", &[hidden], &values(hidden, 0.1))
+        .map_err(err)?;
     writer
         .add_f32("2", &[3, hidden], &values(3 * hidden, 0.01))
         .map_err(err)?;
@@ -191,14 +200,22 @@ fn start_once(f: &mut Function, record: bool) -> Result<(), String> {
     let _ = child.kill();
     let _ = child.wait();
     let (Some(poll), Some(answer), Some(responded)) = (poll, answer, responded) else {
-        return Err(format!("{}: no /next poll or no answer within {TIMEOUT:?}", f.name));
+        return Err(format!(
+            "{}: no /next poll or no answer within {TIMEOUT:?}",
+            f.name
+        ));
     };
     if answer.is_error() {
-        return Err(format!("{}: answered with an error: {}", f.name, answer.json()));
+        return Err(format!(
+            "{}: answered with an error: {}",
+            f.name,
+            answer.json()
+        ));
     }
     if record {
         f.to_poll.push(poll.saturating_duration_since(started));
-        f.to_response.push(responded.saturating_duration_since(started));
+        f.to_response
+            .push(responded.saturating_duration_since(started));
         if let Ok(line) = emf_rx.recv_timeout(Duration::from_millis(500)) {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
                 if let Some(x) = v["InitDuration"].as_f64() {

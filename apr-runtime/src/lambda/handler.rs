@@ -11,7 +11,7 @@ use super::events::{
     Predictions, RowPrediction, Rows,
 };
 use crate::format::{AprFile, ParseOptions};
-use crate::model::{Model, Scratch};
+use crate::model::{Model, Output, Scratch};
 
 /// The default limit on rows per batch event.
 pub const DEFAULT_MAX_BATCH: usize = 10_000;
@@ -255,7 +255,9 @@ impl LambdaHandler {
         (result, outcome)
     }
 
-    /// Validates every row, then predicts them all with the shared scratch.
+    /// Validates every row, then predicts: a single row or a [`LambdaRequest`]
+    /// batch row by row in the shared scratch, a decoded batch (contiguous
+    /// rows) with one `predict_batch`.
     fn answer(
         &self,
         rows: RowsRef<'_>,
@@ -317,17 +319,40 @@ impl LambdaHandler {
     }
 
     fn predict(&self, rows: &RowsRef<'_>) -> Result<Predictions, LambdaError> {
-        let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
-        if !rows.is_batch() {
-            return self
-                .predict_row(rows.row(0), None, &mut scratch)
-                .map(Predictions::Single);
+        match rows {
+            RowsRef::Single(row) => {
+                let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+                self.predict_row(row, None, &mut scratch)
+                    .map(Predictions::Single)
+            }
+            // Validated: every row has n_features values, back to back, so
+            // the whole batch goes through the matrix-matrix kernels at once.
+            RowsRef::Flat { values, row_ends } => {
+                let batch = self
+                    .model
+                    .predict_batch(values, row_ends.len())
+                    .map_err(|e| LambdaError::from_predict(e, None))?;
+                let mut out = Vec::with_capacity(batch.len());
+                for i in 0..batch.len() {
+                    let output = batch.row(i).ok_or_else(|| {
+                        LambdaError::InferenceError(format!(
+                            "the batch output has no row {i} of {}",
+                            batch.len()
+                        ))
+                    })?;
+                    out.push(row_prediction(&output));
+                }
+                Ok(Predictions::Batch(out))
+            }
+            RowsRef::Nested(instances) => {
+                let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut out = Vec::with_capacity(instances.len());
+                for (i, row) in instances.iter().enumerate() {
+                    out.push(self.predict_row(row, Some(i), &mut scratch)?);
+                }
+                Ok(Predictions::Batch(out))
+            }
         }
-        let mut out = Vec::with_capacity(rows.len());
-        for i in 0..rows.len() {
-            out.push(self.predict_row(rows.row(i), Some(i), &mut scratch)?);
-        }
-        Ok(Predictions::Batch(out))
     }
 
     fn predict_row(
@@ -340,11 +365,16 @@ impl LambdaHandler {
             .model
             .predict(row, scratch)
             .map_err(|e| LambdaError::from_predict(e, instance))?;
-        Ok(RowPrediction {
-            prediction: output.prediction(),
-            probabilities: output.probabilities.map(<[f32]>::to_vec),
-            outputs: output.outputs.to_vec(),
-        })
+        Ok(row_prediction(&output))
+    }
+}
+
+/// The response entry for one model output (the only per-row allocation).
+fn row_prediction(output: &Output<'_>) -> RowPrediction {
+    RowPrediction {
+        prediction: output.prediction(),
+        probabilities: output.probabilities.map(<[f32]>::to_vec),
+        outputs: output.outputs.to_vec(),
     }
 }
 
@@ -513,6 +543,44 @@ mod tests {
             let p = answer.probabilities.as_deref().unwrap_or_default();
             assert_eq!(p.len(), 3);
             assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn decoded_batches_match_row_by_row_predictions() {
+        for bytes in [LINEAR, MULTICLASS] {
+            let h = handler(bytes);
+            let n = h.model().n_features();
+            let rows: Vec<Vec<f32>> = (0..7)
+                .map(|r| {
+                    (0..n)
+                        .map(|i| ((r * 3 + i) % 5) as f32 * 0.7 - 1.0)
+                        .collect()
+                })
+                .collect();
+            let event = serde_json::json!({ "instances": rows }).to_string();
+            let (response, _) = h.respond(event.as_bytes());
+            let Ok(InvocationResponse::Direct(LambdaResponse {
+                predictions: Predictions::Batch(batch),
+                ..
+            })) = response
+            else {
+                panic!("{response:?}")
+            };
+            assert_eq!(batch.len(), rows.len());
+            for (row, from_batch) in rows.iter().zip(&batch) {
+                let alone = h.handle(&single(row)).unwrap_or_else(|e| panic!("{e}"));
+                let Predictions::Single(alone) = alone.predictions else {
+                    panic!()
+                };
+                assert_eq!(alone.outputs.len(), from_batch.outputs.len());
+                for (a, b) in alone.outputs.iter().zip(&from_batch.outputs) {
+                    assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{a} vs {b}");
+                }
+                if let Prediction::Class(c) = alone.prediction {
+                    assert_eq!(from_batch.prediction, Prediction::Class(c));
+                }
+            }
         }
     }
 
