@@ -75,13 +75,13 @@ pub(crate) fn main(
         #(#outer)*
         #vis fn main() -> ::std::process::ExitCode {
             #embed
-            // The cold-start clock starts here, before anything else runs.
-            #krate::__private::process_start();
 
             // The user's `main` body, run exactly once before serving.
             #(#inner)*
             #asyncness fn __apr_lambda_main() #output #block
 
+            // The cold-start clock starts here, before anything else runs.
+            #krate::__private::process_start();
             if let ::core::result::Result::Err(__apr_lambda_exit) =
                 #krate::__private::init_outcome(#call_body)
             {
