@@ -39,9 +39,23 @@ struct PartialArgs {
     max_batch: Option<usize>,
 }
 
+/// Arguments that did not parse: the errors, and the `crate = "..."` path
+/// when that one was valid (so the fallback expansion still resolves).
+pub(crate) struct ArgsError {
+    /// Every argument error, combined.
+    pub(crate) error: syn::Error,
+    /// The valid `crate = "..."` path, if any.
+    pub(crate) crate_path: Option<syn::Path>,
+}
+
 /// Parses the attribute's argument tokens.
-pub(crate) fn parse(tokens: TokenStream) -> syn::Result<MacroArgs> {
-    let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens)?;
+pub(crate) fn parse(tokens: TokenStream) -> Result<MacroArgs, ArgsError> {
+    let metas = Punctuated::<Meta, Token![,]>::parse_terminated
+        .parse2(tokens)
+        .map_err(|error| ArgsError {
+            error,
+            crate_path: None,
+        })?;
     let mut args = PartialArgs::default();
     let mut errors: Option<syn::Error> = None;
     for meta in metas {
@@ -49,15 +63,22 @@ pub(crate) fn parse(tokens: TokenStream) -> syn::Result<MacroArgs> {
             push_error(&mut errors, error);
         }
     }
+    let crate_path = args.crate_path;
+    let fail = |error| {
+        Err(ArgsError {
+            error,
+            crate_path: crate_path.clone(),
+        })
+    };
     match (args.model, errors) {
         (Some(model), None) => Ok(MacroArgs {
             model,
-            crate_path: args.crate_path,
+            crate_path,
             features: args.features,
             max_batch: args.max_batch,
         }),
-        (Some(_), Some(errors)) => Err(errors),
-        (None, Some(errors)) if args.model_written => Err(errors),
+        (Some(_), Some(errors)) => fail(errors),
+        (None, Some(errors)) if args.model_written => fail(errors),
         (None, errors) => {
             let mut missing = syn::Error::new(
                 Span::call_site(),
@@ -67,7 +88,7 @@ pub(crate) fn parse(tokens: TokenStream) -> syn::Result<MacroArgs> {
             if let Some(errors) = errors {
                 missing.combine(errors);
             }
-            Err(missing)
+            fail(missing)
         }
     }
 }
@@ -244,10 +265,18 @@ mod tests {
     use super::*;
     use quote::quote;
 
+    fn parsed(tokens: TokenStream) -> MacroArgs {
+        match parse(tokens) {
+            Ok(args) => args,
+            Err(args_error) => panic!("valid arguments rejected: {}", args_error.error),
+        }
+    }
+
     fn error_of(tokens: TokenStream) -> String {
         match parse(tokens) {
             Ok(_) => panic!("expected an error"),
-            Err(error) => error
+            Err(args_error) => args_error
+                .error
                 .into_iter()
                 .map(|e| e.to_string())
                 .collect::<Vec<_>>()
@@ -257,13 +286,12 @@ mod tests {
 
     #[test]
     fn every_argument_is_read() {
-        let args = parse(quote!(
+        let args = parsed(quote!(
             model = "m.apr",
             crate = "::renamed",
             features = 4,
             max_batch = 100
-        ))
-        .expect("valid arguments");
+        ));
         assert_eq!(args.model.value(), "m.apr");
         assert_eq!(
             args.crate_path.map(|p| quote!(#p).to_string()),
@@ -275,7 +303,7 @@ mod tests {
 
     #[test]
     fn model_alone_is_enough_and_a_trailing_comma_is_fine() {
-        let args = parse(quote!(model = "m.apr",)).expect("valid arguments");
+        let args = parsed(quote!(model = "m.apr",));
         assert!(args.crate_path.is_none() && args.features.is_none() && args.max_batch.is_none());
     }
 
@@ -320,6 +348,17 @@ mod tests {
             .starts_with("`crate` takes a string literal"));
         assert!(error_of(quote!(model = "m", crate = "not a path"))
             .starts_with("`crate = \"not a path\"` is not a path"));
+    }
+
+    #[test]
+    fn a_valid_crate_path_survives_other_errors() {
+        match parse(quote!(crate = "renamed", features = "x")) {
+            Ok(_) => panic!("expected an error"),
+            Err(args_error) => {
+                let path = args_error.crate_path.expect("the crate path is kept");
+                assert_eq!(quote!(#path).to_string(), "renamed");
+            }
+        }
     }
 
     #[test]

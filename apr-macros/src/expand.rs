@@ -17,12 +17,11 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{quote, ToTokens};
 use syn::{AttrStyle, ItemFn};
 
-use crate::args::MacroArgs;
 use crate::model_file::EmbeddedModel;
 
 /// The path through which the generated code reaches the facade.
-pub(crate) fn crate_path(args: Option<&MacroArgs>) -> TokenStream {
-    match args.and_then(|args| args.crate_path.as_ref()) {
+pub(crate) fn crate_path(path: Option<&syn::Path>) -> TokenStream {
+    match path {
         Some(path) => path.to_token_stream(),
         None => quote!(::apr_lambda),
     }

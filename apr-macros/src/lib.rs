@@ -146,7 +146,7 @@ fn entry(
         Ok(function) => function,
         Err((mut error, kept)) => {
             if let Err(args_error) = args {
-                error.combine(args_error);
+                error.combine(args_error.error);
             }
             let mut tokens = error.into_compile_error();
             match kept {
@@ -161,7 +161,10 @@ fn entry(
             return tokens;
         }
     };
-    let krate = expand::crate_path(args.as_ref().ok());
+    let krate = expand::crate_path(match &args {
+        Ok(args) => args.crate_path.as_ref(),
+        Err(args_error) => args_error.crate_path.as_ref(),
+    });
     match args {
         Ok(args) => match model_file::load(&args.model, args.features) {
             Ok(model) => expand::main(function, &krate, Some(&model), args.max_batch),
@@ -171,8 +174,8 @@ fn entry(
                 tokens
             }
         },
-        Err(error) => {
-            let mut tokens = error.into_compile_error();
+        Err(args_error) => {
+            let mut tokens = args_error.error.into_compile_error();
             tokens.extend(expand::main(function, &krate, None, None));
             tokens
         }
