@@ -1158,6 +1158,15 @@ fn predict_reuses_the_scratch() -> TestResult {
     let mut small = other.scratch();
     let out = model.predict(&[0.0; 4], &mut small)?;
     assert_eq!(out.outputs.len(), 3);
+    // ... and a larger scratch (holding stale values) serves a smaller model.
+    let want = other
+        .predict(&[1.0, 0.0], &mut other.scratch())?
+        .outputs
+        .to_vec();
+    let mut big = model.scratch();
+    model.predict(&[3.0, -2.0, 1.0, 0.5], &mut big)?;
+    let out = other.predict(&[1.0, 0.0], &mut big)?;
+    assert_eq!(out.outputs, want.as_slice());
     Ok(())
 }
 

@@ -293,7 +293,7 @@ impl<'a> Model<'a> {
                 found: row.len(),
             });
         }
-        if let Some(index) = row.iter().position(|v| !v.is_finite()) {
+        if let Some(index) = first_non_finite(row) {
             return Err(PredictError::NonFinite { index });
         }
         let k = self.kernels;
@@ -318,7 +318,7 @@ impl<'a> Model<'a> {
                 found: rows.len(),
             });
         }
-        if let Some(position) = rows.iter().position(|v| !v.is_finite()) {
+        if let Some(position) = first_non_finite(rows) {
             return Err(PredictError::NonFiniteInBatch {
                 row: position.checked_div(n_features).unwrap_or(0),
                 index: position.checked_rem(n_features).unwrap_or(position),
@@ -332,6 +332,18 @@ impl<'a> Model<'a> {
             Family::KMeans(m) => m.predict_batch(k, rows, n_rows),
             Family::Sequential(m) => m.predict_batch(k, rows, n_rows),
         })
+    }
+}
+
+/// The index of the first NaN or infinity in `values`. The common all-finite
+/// case is one branch-free pass (which the compiler vectorises); the index is
+/// searched for only when there is one.
+fn first_non_finite(values: &[f32]) -> Option<usize> {
+    let any = values.iter().fold(false, |any, v| any | !v.is_finite());
+    if any {
+        values.iter().position(|v| !v.is_finite())
+    } else {
+        None
     }
 }
 

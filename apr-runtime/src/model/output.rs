@@ -32,11 +32,15 @@ impl Scratch {
     }
 }
 
-/// Sets `buf` to exactly `len` values and returns it as a slice. Within the
-/// buffer's capacity this never allocates.
+/// The first `len` values of `buf`, growing it (with zeros) when it is
+/// shorter. Buffers never shrink, so once a scratch has been used this
+/// neither allocates nor writes anything.
 pub(super) fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    buf.resize(len, 0.0);
-    buf.as_mut_slice()
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    let len = len.min(buf.len());
+    buf.split_at_mut(len).0
 }
 
 /// The result of predicting one row, borrowing the [`Scratch`] it was

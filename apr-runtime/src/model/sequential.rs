@@ -304,11 +304,8 @@ impl<'a> Sequential<'a> {
         let Scratch {
             primary, secondary, ..
         } = scratch;
-        let result: &'s [f32] = match forward(&self.layers, k, row, 1, primary, secondary) {
-            Buffer::Primary => primary,
-            Buffer::Secondary => secondary,
-        };
-        self.output(result)
+        let result = forward(&self.layers, k, row, 1, primary, secondary);
+        self.output(result.select(primary, secondary))
     }
 
     fn output<'s>(&self, result: &'s [f32]) -> Output<'s> {
@@ -330,10 +327,12 @@ impl<'a> Sequential<'a> {
     pub(super) fn predict_batch(&self, k: &Kernels, rows: &[f32], n_rows: usize) -> BatchOutput {
         let mut primary = Vec::new();
         let mut secondary = Vec::new();
-        let outputs = match forward(&self.layers, k, rows, n_rows, &mut primary, &mut secondary) {
+        let result = forward(&self.layers, k, rows, n_rows, &mut primary, &mut secondary);
+        let mut outputs = match result.buffer {
             Buffer::Primary => primary,
             Buffer::Secondary => secondary,
         };
+        outputs.truncate(result.len);
         let (probabilities, classes) = if self.ends_in_softmax {
             let classes = outputs
                 .chunks_exact(self.n_out.max(1))
@@ -360,10 +359,32 @@ enum Buffer {
     Secondary,
 }
 
+/// Where [`forward`] left its result: the buffer, and how many of its
+/// leading values are the result (`n_rows × n_out`; the buffers only ever
+/// grow, so they may hold stale values after that).
+#[derive(Clone, Copy)]
+struct Activations {
+    buffer: Buffer,
+    len: usize,
+}
+
+impl Activations {
+    fn select<'v>(self, primary: &'v [f32], secondary: &'v [f32]) -> &'v [f32] {
+        let buffer = match self.buffer {
+            Buffer::Primary => primary,
+            Buffer::Secondary => secondary,
+        };
+        prefix(buffer, self.len)
+    }
+}
+
+/// The first `len` values of `values` (all of them if there are fewer).
+fn prefix(values: &[f32], len: usize) -> &[f32] {
+    values.split_at(len.min(values.len())).0
+}
+
 /// Runs `n_rows` rows (`input`, `n_rows × n_in`) through `layers`,
-/// ping-ponging between the two buffers; returns the buffer holding the
-/// final activations (exactly `n_rows × n_out` values). One row uses gemv,
-/// several gemm.
+/// ping-ponging between the two buffers. One row uses gemv, several gemm.
 fn forward(
     layers: &[Layer<'_>],
     k: &Kernels,
@@ -371,43 +392,64 @@ fn forward(
     n_rows: usize,
     primary: &mut Vec<f32>,
     secondary: &mut Vec<f32>,
-) -> Buffer {
+) -> Activations {
     // `None`: still the caller's input.
-    let mut at: Option<Buffer> = None;
+    let mut at: Option<Activations> = None;
     let mut width = input.len().checked_div(n_rows).unwrap_or(0);
     for layer in layers {
         if let Layer::Linear(dense) = layer {
-            let (x, y, written): (&[f32], &mut Vec<f32>, Buffer) = match at {
+            let (x, y, buffer): (&[f32], &mut Vec<f32>, Buffer) = match at {
                 None => (input, &mut *primary, Buffer::Primary),
-                Some(Buffer::Primary) => (primary.as_slice(), &mut *secondary, Buffer::Secondary),
-                Some(Buffer::Secondary) => (secondary.as_slice(), &mut *primary, Buffer::Primary),
+                Some(
+                    a @ Activations {
+                        buffer: Buffer::Primary,
+                        ..
+                    },
+                ) => (prefix(primary, a.len), &mut *secondary, Buffer::Secondary),
+                Some(
+                    a @ Activations {
+                        buffer: Buffer::Secondary,
+                        ..
+                    },
+                ) => (prefix(secondary, a.len), &mut *primary, Buffer::Primary),
             };
-            let y = sized(y, n_rows.saturating_mul(dense.n_out));
+            let len = n_rows.saturating_mul(dense.n_out);
+            let y = sized(y, len);
             if n_rows == 1 {
                 dense.forward_row(k, x, y);
             } else {
                 dense.forward_rows(k, x, y);
             }
-            at = Some(written);
+            at = Some(Activations { buffer, len });
             width = dense.n_out;
         } else {
-            let values = match at {
+            let current = match at {
+                Some(current) => current,
                 None => {
                     primary.clear();
                     primary.extend_from_slice(input);
-                    at = Some(Buffer::Primary);
-                    primary.as_mut_slice()
+                    Activations {
+                        buffer: Buffer::Primary,
+                        len: input.len(),
+                    }
                 }
-                Some(Buffer::Primary) => primary.as_mut_slice(),
-                Some(Buffer::Secondary) => secondary.as_mut_slice(),
             };
-            layer.activate(k, values, width);
+            at = Some(current);
+            let values = match current.buffer {
+                Buffer::Primary => primary.as_mut_slice(),
+                Buffer::Secondary => secondary.as_mut_slice(),
+            };
+            let len = current.len.min(values.len());
+            layer.activate(k, values.split_at_mut(len).0, width);
         }
     }
     at.unwrap_or_else(|| {
         primary.clear();
         primary.extend_from_slice(input);
-        Buffer::Primary
+        Activations {
+            buffer: Buffer::Primary,
+            len: input.len(),
+        }
     })
 }
 
