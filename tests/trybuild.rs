@@ -10,13 +10,15 @@
 //!
 //! Two fixtures are generated, not copied from `apr-runtime/tests/fixtures`:
 //! `unsupported_flags.apr` and `unsupported_family.apr`. They are committed;
-//! `generated_fixtures_are_current` checks them, and
-//! `APR_UPDATE_FIXTURES=1 cargo test --test trybuild generated` rewrites them.
+//! `generated_fixtures_break_exactly_their_rule` checks that each breaks its
+//! one rule, and `APR_UPDATE_FIXTURES=1 cargo test --test trybuild generated`
+//! regenerates them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use apr_lambda::runtime::format::{crc32, AprWriter, Flags};
+use apr_lambda::{AprFile, FormatError, Model, ModelError};
 
 /// Where the ui fixtures are kept in the repository.
 fn fixtures_dir() -> PathBuf {
@@ -96,23 +98,41 @@ fn unsupported_family_fixture() -> Vec<u8> {
 }
 
 #[test]
-fn generated_fixtures_are_current() {
-    let generated = [
-        ("unsupported_flags.apr", unsupported_flags_fixture()),
-        ("unsupported_family.apr", unsupported_family_fixture()),
-    ];
-    let update = std::env::var_os("APR_UPDATE_FIXTURES").is_some();
-    for (name, bytes) in generated {
-        let path = fixtures_dir().join(name);
-        if update {
-            std::fs::write(&path, &bytes).expect("write the fixture");
+fn generated_fixtures_break_exactly_their_rule() {
+    if std::env::var_os("APR_UPDATE_FIXTURES").is_some() {
+        for (name, bytes) in [
+            ("unsupported_flags.apr", unsupported_flags_fixture()),
+            ("unsupported_family.apr", unsupported_family_fixture()),
+        ] {
+            std::fs::write(fixtures_dir().join(name), bytes).expect("write the fixture");
         }
-        let committed = std::fs::read(&path).unwrap_or_default();
-        assert!(
-            committed == bytes,
-            "tests/ui/models/{name} is stale: rerun with APR_UPDATE_FIXTURES=1"
-        );
     }
+    let read = |name: &str| std::fs::read(fixtures_dir().join(name)).expect("a committed fixture");
+
+    let flags = read("unsupported_flags.apr");
+    assert!(
+        matches!(AprFile::parse(&flags), Err(FormatError::Encrypted { .. })),
+        "unsupported_flags.apr must fail on the encrypted flag alone"
+    );
+    let mut cleared = flags.clone();
+    cleared[6..8].copy_from_slice(
+        &(u16::from_le_bytes([flags[6], flags[7]]) & !Flags::ENCRYPTED).to_le_bytes(),
+    );
+    let mut covered = cleared[0..40].to_vec();
+    covered.extend_from_slice(&cleared[44..64]);
+    cleared[40..44].copy_from_slice(&crc32(&covered).to_le_bytes());
+    let body = cleared.len() - 4;
+    let footer = crc32(&cleared[..body]);
+    cleared[body..].copy_from_slice(&footer.to_le_bytes());
+    let file = AprFile::parse(&cleared).expect("valid once the flag is cleared");
+    Model::from_file(&file).expect("a servable model once the flag is cleared");
+
+    let family = read("unsupported_family.apr");
+    let file = AprFile::parse(&family).expect("unsupported_family.apr is a valid container");
+    assert!(
+        matches!(Model::from_file(&file), Err(ModelError::Unsupported { .. })),
+        "unsupported_family.apr must fail on its model family alone"
+    );
 }
 
 /// Peak RSS (kB) and wall time of one `cargo build` of `project`, through
