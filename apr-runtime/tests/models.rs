@@ -1500,3 +1500,102 @@ fn kmeans_and_unknown_family_errors() {
         ModelError::Format(_)
     ));
 }
+
+/// Thousands of random containers assembled from the tensor names and
+/// metadata the families read (random shapes, values and layer strings):
+/// loading returns `Ok` or `Err` and never panics, and every model that loads
+/// predicts a row and a batch without panicking (the kernels would panic on
+/// any shape the loader let through unchecked).
+#[test]
+fn random_containers_never_panic() -> TestResult {
+    let mut rng = Lcg(0xA11CE);
+    let families = [
+        "LinearRegression",
+        "LogisticRegression",
+        "DecisionTreeClassifier",
+        "RandomForestClassifier",
+        "KMeans",
+        "NeuralSequential",
+        "",
+    ];
+    let names = [
+        "weight",
+        "bias",
+        "coefficients",
+        "intercept",
+        "centroids",
+        "node_features",
+        "node_thresholds",
+        "node_classes",
+        "node_left_child",
+        "node_right_child",
+        "tree_0_node_features",
+        "tree_0_node_thresholds",
+        "tree_0_node_classes",
+        "tree_0_node_left_child",
+        "tree_0_node_right_child",
+        "n_estimators",
+        "0",
+        "1",
+        "2",
+        "3",
+        "10",
+    ];
+    let layer_strings = [
+        "Linear(2->3)",
+        "Linear(3->2)",
+        "Linear(2->2)",
+        "Linear(3->3)",
+        "ReLU",
+        "Softmax",
+        "GELU",
+        "LeakyReLU(0.5)",
+        "Linear(x->2)",
+    ];
+    let mut loaded = 0;
+    for _ in 0..3000 {
+        let mut writer = AprWriter::new();
+        let family = families[rng.below(families.len() as u32) as usize];
+        if !family.is_empty() {
+            writer.model_type(family);
+        }
+        if rng.below(3) == 0 {
+            writer.metadata("n_features", json!(rng.below(4)));
+        }
+        if rng.below(4) == 0 {
+            writer.metadata("n_classes", json!(rng.below(5)));
+        }
+        let n_layers = rng.below(4) as usize;
+        let layers: Vec<&str> = (0..n_layers)
+            .map(|_| layer_strings[rng.below(layer_strings.len() as u32) as usize])
+            .collect();
+        writer.metadata("layers", json!(layers));
+        for _ in 0..rng.below(7) {
+            let name = names[rng.below(names.len() as u32) as usize];
+            let shape: Vec<usize> = (0..rng.below(3)).map(|_| rng.below(4) as usize).collect();
+            let n: usize = shape.iter().product();
+            // Small integers in -2..=3: valid node indices, features and
+            // classes as often as invalid ones.
+            let values: Vec<f32> = (0..n).map(|_| rng.below(6) as f32 - 2.0).collect();
+            let _ = writer.add_f32(name, &shape, &values);
+        }
+        let bytes = writer.to_bytes();
+        let Ok(model) = Model::from_bytes(&bytes) else {
+            continue;
+        };
+        loaded += 1;
+        let row = vec![0.5; model.n_features()];
+        let mut scratch = model.scratch();
+        let out = model.predict(&row, &mut scratch)?;
+        assert_eq!(out.outputs.len(), model.n_outputs());
+        let _ = out.prediction();
+        let batch = model.predict_batch(&row.repeat(3), 3)?;
+        assert_eq!(batch.len(), 3);
+        assert_eq!(batch.outputs().len(), 3 * model.n_outputs());
+    }
+    assert!(
+        loaded > 50,
+        "only {loaded} random containers formed a model"
+    );
+    Ok(())
+}
