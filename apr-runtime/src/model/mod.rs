@@ -54,7 +54,9 @@ use tree::TreeEnsemble;
 pub enum ModelFamily {
     /// `y = W x + b`, one or several outputs.
     LinearRegression,
-    /// Binary (sigmoid) or multinomial (softmax) logistic regression.
+    /// Logistic regression: binary (sigmoid; `coefficients` + `intercept`,
+    /// or a one-row `weight`) or multinomial (softmax over the rows of
+    /// `weight` + `bias`).
     LogisticRegression,
     /// One decision tree classifier.
     DecisionTree,
