@@ -353,19 +353,61 @@ fn gemm_neon(w: &[f32], x: &[f32], bias: Option<&[f32]>, y: &mut [f32], n_in: us
     PACKED_W.with(|cell| cell.set(packed));
 }
 
-/// Packs W (`n_out × n_in`) into `⌈n_out / 16⌉` panels of `n_in × 16`.
+/// Packs W (`n_out × n_in`, `n_in > 0`) into `⌈n_out / 16⌉` panels of
+/// `n_in × 16`, zero past `n_out`. Blocks of 4 rows × 4 columns go through
+/// an in-register transpose.
 #[target_feature(enable = "neon")]
 fn pack_panels(w: &[f32], n_in: usize, n_out: usize, packed: &mut Vec<f32>) {
     let panels = n_out.div_ceil(NR);
     packed.clear();
     packed.resize(panels * n_in * NR, 0.0);
-    for (o, row) in w.chunks_exact(n_in).enumerate().take(n_out) {
-        let (p, j) = (o / NR, o % NR);
-        let panel = &mut packed[p * n_in * NR..(p + 1) * n_in * NR];
-        for (slot, &v) in panel.chunks_exact_mut(NR).zip(row) {
-            slot[j] = v;
+    let k_main = n_in - n_in % LANES;
+    for (p, panel) in packed.chunks_exact_mut(n_in * NR).enumerate() {
+        for quarter in 0..NR / LANES {
+            let o0 = p * NR + quarter * LANES;
+            if o0 >= n_out {
+                break;
+            }
+            let rows_here = LANES.min(n_out - o0);
+            let col = quarter * LANES;
+            let mut k_done = 0;
+            if rows_here == LANES {
+                let rows: [&[f32]; LANES] =
+                    std::array::from_fn(|i| &w[(o0 + i) * n_in..(o0 + i + 1) * n_in]);
+                let mut k0 = 0;
+                while k0 < k_main {
+                    let block: [float32x4_t; LANES] = std::array::from_fn(|i| load(&rows[i][k0..]));
+                    for (k, column) in transpose4(&block).iter().enumerate() {
+                        store(&mut panel[(k0 + k) * NR + col..], *column);
+                    }
+                    k0 += LANES;
+                }
+                k_done = k_main;
+            }
+            for j in 0..rows_here {
+                let row = &w[(o0 + j) * n_in..(o0 + j + 1) * n_in];
+                for (k, &v) in row.iter().enumerate().skip(k_done) {
+                    panel[k * NR + col + j] = v;
+                }
+            }
         }
     }
+}
+
+/// The 4 × 4 transpose: lane `i` of result `k` is lane `k` of `r[i]`.
+#[inline]
+#[target_feature(enable = "neon")]
+fn transpose4(r: &[float32x4_t; 4]) -> [float32x4_t; 4] {
+    let t0 = vreinterpretq_f64_f32(vtrn1q_f32(r[0], r[1]));
+    let t1 = vreinterpretq_f64_f32(vtrn2q_f32(r[0], r[1]));
+    let t2 = vreinterpretq_f64_f32(vtrn1q_f32(r[2], r[3]));
+    let t3 = vreinterpretq_f64_f32(vtrn2q_f32(r[2], r[3]));
+    [
+        vreinterpretq_f32_f64(vtrn1q_f64(t0, t2)),
+        vreinterpretq_f32_f64(vtrn1q_f64(t1, t3)),
+        vreinterpretq_f32_f64(vtrn2q_f64(t0, t2)),
+        vreinterpretq_f32_f64(vtrn2q_f64(t1, t3)),
+    ]
 }
 
 /// One MR-row block of X against one packed panel.
