@@ -97,3 +97,19 @@ fn a_failing_result_body_exits_nonzero_without_serving() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("InvalidDigit"), "{stderr}");
 }
+
+#[test]
+fn max_batch_reaches_the_handler() {
+    // examples/iris.rs sets `max_batch = 1000`.
+    let iris = example("iris");
+    let rows = |n: usize| {
+        let row = "[5.1,3.5,1.4,0.2]";
+        format!("{{\"instances\":[{}]}}", vec![row; n].join(","))
+    };
+    let output = run_local(&iris, &[&rows(1000)], "", &[]);
+    assert!(output.status.success(), "1000 rows are allowed: {output:?}");
+    let output = run_local(&iris, &[&rows(1001)], "", &[]);
+    assert!(!output.status.success(), "1001 rows are too many");
+    let answers = responses(&output);
+    assert_eq!(answers[0]["errorType"], "BatchTooLarge", "{}", answers[0]);
+}
