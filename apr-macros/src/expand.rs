@@ -3,8 +3,8 @@
 //! ```text
 //! fn main() -> ::std::process::ExitCode {
 //!     <the 64-byte aligned static holding the model bytes>
-//!     ::apr_lambda::__private::process_start();
 //!     fn __apr_lambda_main() -> <user's return type> { <user's body> }   // `async fn` for async
+//!     ::apr_lambda::__private::process_start();
 //!     if let Err(code) = ::apr_lambda::__private::init_outcome(__apr_lambda_main()) { return code; }
 //!     ::apr_lambda::__private::run(<bytes>, ::apr_lambda::__private::Config::new().max_batch(N))
 //! }

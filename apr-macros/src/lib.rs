@@ -93,8 +93,8 @@ use proc_macro::TokenStream;
 ///     static __APR_MODEL: &__AprAligned<[u8]> =
 ///         &__AprAligned(*include_bytes!("/absolute/path/to/models/model.apr"));
 ///
-///     ::apr_lambda::__private::process_start();       // the cold-start clock starts here
 ///     fn __apr_lambda_main() -> RET { BODY }            // `async fn` when main is async
+///     ::apr_lambda::__private::process_start();       // the cold-start clock starts here
 ///     if let Err(code) = ::apr_lambda::__private::init_outcome(
 ///         __apr_lambda_main(),                          // `__private::block_on(...)` when async
 ///     ) {
