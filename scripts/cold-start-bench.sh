@@ -2,6 +2,7 @@
 # Cold-start benchmark: process starts against a local Lambda Runtime API.
 #
 #   bash scripts/cold-start-bench.sh [STARTS]        # default 25 starts per function
+#   PANIC_ABORT=1 bash scripts/cold-start-bench.sh    # also the default example built with panic = "abort"
 #
 # Builds, with the workspace release profile (stripped, fat LTO):
 #   - echo:        examples/echo.rs, a minimal lambda_runtime echo function (the floor);
@@ -96,11 +97,21 @@ cargo build --release --example echo --example "$ours"
 (cd "$bench" && CARGO_TARGET_DIR="$target_dir" cargo build --release --bins)
 
 rel="$target_dir/release"
-echo "==> $starts starts per function"
-"$rel/cold-start-bench" run --starts "$starts" --baseline echo \
-  "echo=$rel/examples/echo" \
-  "$ours=$rel/examples/$ours" \
-  "model-1mb=$rel/model-1mb" \
+functions=(
+  "echo=$rel/examples/echo"
+  "$ours=$rel/examples/$ours"
+  "model-1mb=$rel/model-1mb"
   "model-50mb=$rel/model-50mb"
+)
+if [[ "${PANIC_ABORT:-0}" == 1 ]]; then
+  # The cost of panic = "unwind" (the workspace's choice, see the README):
+  # the same example with unwinding tables and landing pads removed.
+  cargo build --release --example "$ours" --target-dir "$target_dir/panic-abort" \
+    --config 'profile.release.panic="abort"'
+  functions+=("$ours-panic-abort=$target_dir/panic-abort/release/examples/$ours")
+fi
+
+echo "==> $starts starts per function"
+"$rel/cold-start-bench" run --starts "$starts" --baseline echo "${functions[@]}"
 echo
 echo "(model embedding: $( ((use_macro)) && echo '#[apr_lambda]' || echo 'aligned include_bytes! + __private::run'))"
