@@ -438,13 +438,19 @@ fn check_logs(f: &Function, invocations: usize) {
     for name in ["InitDuration", "ModelParseDuration", "FirstInvokeDuration"] {
         assert!(metrics[name].is_number(), "{name} missing: {metrics}");
     }
-    let invocation_logs = lines
+    let invocation_logs: Vec<Value> = lines
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v["fields"]["event"].is_string())
-        .count();
+        .collect();
+    for log in &invocation_logs {
+        // Inside lambda_runtime's span, so the request id is on the line.
+        let request_id = log["span"]["requestId"].as_str().unwrap_or_default();
+        assert!(!request_id.is_empty(), "no request id: {log}");
+        assert!(log["fields"]["latency_ms"].is_number(), "{log}");
+    }
     assert_eq!(
-        invocation_logs,
+        invocation_logs.len(),
         invocations,
         "one JSON log line per invocation:\n{}",
         lines.join("\n")
@@ -535,11 +541,20 @@ fn ten_thousand_invocations_do_not_grow_memory() {
     let bad = json!({ "features": row(n + 1, 0) })
         .to_string()
         .into_bytes();
+    let http = json!({
+        "version": "2.0",
+        "requestContext": { "http": { "method": "POST" } },
+        "body": json!({ "features": row(n, 4) }).to_string(),
+        "isBase64Encoded": false
+    })
+    .to_string()
+    .into_bytes();
     let run = |count: usize| {
         for i in 0..count {
             let event = match i % 10 {
                 0 => &batch,
                 5 => &bad,
+                7 => &http,
                 _ => &single,
             };
             let answer = f.invoke_raw(event);
@@ -553,7 +568,7 @@ fn ten_thousand_invocations_do_not_grow_memory() {
     let after = f.rss_kb().expect("VmRSS of the child");
     let growth = after.saturating_sub(before);
     println!(
-        "RSS over 10 000 invocations (1 in 10 a 16-row batch, 1 in 10 an error): before {before} kB, after {after} kB, growth {growth} kB"
+        "RSS over 10 000 invocations (per 10: 7 single rows, 1 batch of 16, 1 Function URL event, 1 error): before {before} kB, after {after} kB, growth {growth} kB"
     );
     assert!(
         growth <= 512,
