@@ -600,3 +600,84 @@ fn external_bootstrap() {
     check_bad_events(&f, n);
     check_logs(&f, 7 + 10 * 2 + 2 + 4 * 2);
 }
+
+#[test]
+fn local_mode_answers_arguments_and_stdin_then_exits() {
+    use std::io::Write;
+
+    let binary = default_example();
+    let n = binary.n_features();
+    let good = json!({ "features": row(n, 1) }).to_string();
+    let batch = json!({ "instances": [row(n, 1), row(n, 2)] }).to_string();
+
+    // Arguments: one response line each, status 0 when all succeed.
+    let out = binary
+        .command()
+        .args([&good, &batch])
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .output()
+        .expect("run in local mode");
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON response per line"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["cold_start"], true);
+    assert_eq!(lines[1]["predictions"].as_array().map(Vec::len), Some(2));
+
+    // Stdin: JSON lines; a failure makes the status 1 but the rest is answered.
+    let mut child = binary
+        .command()
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start in local mode");
+    if let Some(mut stdin) = child.stdin.take() {
+        writeln!(stdin, "{good}\n\nnot json\n{batch}").expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON line per event"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[1]["errorType"], "MalformedEvent");
+    assert!(lines[2]["predictions"].is_array());
+
+    // --help explains both modes.
+    let out = binary
+        .command()
+        .arg("--help")
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .output()
+        .expect("--help");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("AWS_LAMBDA_RUNTIME_API"), "{help}");
+    assert!(
+        help.contains("Local mode") && help.contains("Lambda mode"),
+        "{help}"
+    );
+}
+
+#[test]
+fn a_partial_lambda_environment_is_an_error_not_a_panic() {
+    let binary = default_example();
+    let api = RuntimeApi::start();
+    let out = binary
+        .command()
+        .env("AWS_LAMBDA_RUNTIME_API", api.address())
+        .env_remove("AWS_LAMBDA_FUNCTION_NAME")
+        .env_remove("AWS_LAMBDA_FUNCTION_VERSION")
+        .env_remove("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("AWS_LAMBDA_FUNCTION_NAME"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
