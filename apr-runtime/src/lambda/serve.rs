@@ -293,6 +293,80 @@ fn post_init_error(api: &str, body: &ErrorBody) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::BufRead;
+    use std::net::TcpListener;
+
+    /// Accepts one request on a fresh port; returns the address and a
+    /// handle yielding the request line, the headers and the body.
+    fn one_request_server(
+        status: &'static str,
+    ) -> (
+        String,
+        std::thread::JoinHandle<(String, Vec<String>, String)>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let handle = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap_or_else(|e| panic!("{e}"));
+            let mut reader = std::io::BufReader::new(stream);
+            let mut request_line = String::new();
+            let _ = reader.read_line(&mut request_line);
+            let mut headers = Vec::new();
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                let line = line.trim_end().to_owned();
+                if line.is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                headers.push(line);
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let mut stream = reader.into_inner();
+            let _ = write!(stream, "HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+            (
+                request_line.trim_end().to_owned(),
+                headers,
+                String::from_utf8_lossy(&body).into_owned(),
+            )
+        });
+        (addr, handle)
+    }
+
+    #[test]
+    fn init_errors_are_posted_to_the_runtime_api() {
+        let body = ErrorBody {
+            error_type: "InvalidMagic".into(),
+            error_message: "bad magic".into(),
+        };
+        // Plain host:port, as on Lambda.
+        let (addr, server) = one_request_server("202 Accepted");
+        assert!(post_init_error(&addr, &body).is_ok());
+        let (line, headers, sent) = server.join().unwrap_or_else(|_| panic!("server"));
+        assert_eq!(line, "POST /2018-06-01/runtime/init/error HTTP/1.1");
+        assert!(headers
+            .iter()
+            .any(|h| h == "Lambda-Runtime-Function-Error-Type: Runtime.InvalidMagic"));
+        assert_eq!(
+            sent,
+            r#"{"errorType":"InvalidMagic","errorMessage":"bad magic"}"#
+        );
+
+        // With a scheme and a path prefix, as cargo-lambda's emulator has it.
+        let (addr, server) = one_request_server("500 Internal Server Error");
+        let err = post_init_error(&format!("http://{addr}/.rt/"), &body).err();
+        assert!(err.is_some_and(|e| e.to_string().contains("500")));
+        let (line, _, _) = server.join().unwrap_or_else(|_| panic!("server"));
+        assert_eq!(line, "POST /.rt/2018-06-01/runtime/init/error HTTP/1.1");
+    }
 
     #[test]
     fn emf_line_declares_the_metrics_it_carries() {
