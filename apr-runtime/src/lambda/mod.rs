@@ -54,6 +54,10 @@ pub type Error = lambda_runtime::Error;
 /// Serves `handler`: on the Lambda Runtime API when `AWS_LAMBDA_RUNTIME_API`
 /// is set, in local mode otherwise (see the [module docs](self)).
 ///
+/// It blocks: in Lambda mode it runs `lambda_runtime` on its own
+/// current-thread tokio runtime until the runtime stops; call it from a
+/// synchronous `main` (inside a tokio runtime it returns an error).
+///
 /// # Errors
 /// In Lambda mode, when the Runtime API fails or a required
 /// `AWS_LAMBDA_*` variable is missing. In local mode, when any event was

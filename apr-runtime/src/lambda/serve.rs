@@ -63,6 +63,13 @@ pub(crate) fn block_on<F: Future>(future: F) -> std::io::Result<F::Output> {
 
 /// Serves `handler` on the Lambda Runtime API until the runtime stops.
 pub(crate) fn serve_lambda(handler: &LambdaHandler) -> Result<(), lambda_runtime::Error> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(
+            "serve() runs its own current-thread tokio runtime and blocks until the \
+                    function stops: call it from a synchronous `main`, not from async code"
+                .into(),
+        );
+    }
     if let Some(missing) = REQUIRED_VARS
         .iter()
         .find(|var| std::env::var_os(var).is_none())
@@ -366,6 +373,18 @@ mod tests {
         assert!(err.is_some_and(|e| e.to_string().contains("500")));
         let (line, _, _) = server.join().unwrap_or_else(|_| panic!("server"));
         assert_eq!(line, "POST /.rt/2018-06-01/runtime/init/error HTTP/1.1");
+    }
+
+    #[test]
+    fn serving_inside_a_tokio_runtime_is_an_error_not_a_panic() {
+        static LINEAR: &[u8] = include_bytes!("../../tests/fixtures/linear_regression.v2.apr");
+        let handler = LambdaHandler::from_bytes(LINEAR).unwrap_or_else(|e| panic!("{e}"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let result = rt.block_on(async { serve_lambda(&handler) });
+        let message = result.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("synchronous `main`"), "{message}");
     }
 
     #[test]
