@@ -2,6 +2,8 @@
 //! random shapes (lengths that are not multiples of any vector width
 //! included).
 //!
+//! 256 cases per property by default; set `PROPTEST_CASES` for more.
+//!
 //! Tolerances: sums (dot, gemv, gemm) may round differently because SIMD
 //! adds in a different order, so they are compared against `1e-5` times the
 //! sum of the magnitudes of their terms (the natural scale of summation
@@ -74,8 +76,6 @@ fn gemv_scale(w: &[f32], x: &[f32], bias: Option<&[f32]>, n_out: usize) -> Vec<f
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
-
     #[test]
     fn dot_matches_scalar(
         (a, b) in (0usize..300).prop_flat_map(|n| (vec_in(n..n + 1, -4.0, 4.0), vec_in(n..n + 1, -4.0, 4.0)))

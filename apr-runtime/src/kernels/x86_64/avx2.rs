@@ -564,14 +564,15 @@ fn leaky_relu_avx2(v: &mut [f32], alpha: f32) {
     });
 }
 
-/// `e^x` to about 1 ulp for `x` in `[-87.3, 88.4]` (Cephes `expf`); inputs
-/// are clamped to that range, so the result is never infinite or
-/// subnormal; NaN gives NaN.
+/// `e^x` to about 1 ulp for `x` in `[-87.3, 88]` (Cephes `expf`). Inputs
+/// are clamped to that range (so that `2^n` stays a normal number: at 88.38
+/// the rounded exponent would reach 128), so the result is always finite and
+/// at least about 8e-39 where libm would return a subnormal or 0; NaN gives NaN.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn exp(x: __m256) -> __m256 {
     // min/max return their second operand when either is NaN: NaN stays NaN.
-    let x = _mm256_min_ps(_mm256_set1_ps(88.376_26), x);
+    let x = _mm256_min_ps(_mm256_set1_ps(88.0), x);
     let x = _mm256_max_ps(_mm256_set1_ps(-87.336_55), x);
     let fx = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
         x,
