@@ -1,17 +1,20 @@
-//! A 64→256→256→10 softmax MLP through the public model API
-//! (`Model::predict` with a reused `Scratch`, `Model::predict_batch`), on
-//! every kernel table this CPU runs, side by side in one process.
+//! A 64→256→256→10 softmax MLP through the public model API, on every
+//! kernel table this CPU runs, side by side in one process.
 //!
-//! - `mlp_single_row`: one row per iteration, `Throughput::Elements(1)`, so
-//!   criterion's `elem/s` reads as rows/s;
-//! - `mlp_batch_256`: 256 rows per iteration, `Throughput::Elements(flops)`
-//!   (a multiply-add counts as 2, bias adds and activations are not counted),
-//!   so `Gelem/s` reads as GFLOP/s.
+//! - `mlp_single_row`: `Model::predict` with a reused `Scratch`, one row per
+//!   iteration, `Throughput::Elements(1)`, so criterion's `elem/s` reads as
+//!   rows/s;
+//! - `mlp_batch_256`: 256 rows per iteration through `Model::predict_batch`
+//!   (fresh activation buffers per call) and `Model::predict_batch_with` (a
+//!   reused `Scratch`), `Throughput::Elements(flops)` (a multiply-add counts
+//!   as 2, bias adds and activations are not counted), so `Gelem/s` reads as
+//!   GFLOP/s.
 //!
-//! After criterion, a short summary (its own timing loop, the same calls,
-//! best of many 2 ms rounds) prints both rows/s and GFLOP/s for each table, the SIMD
-//! / scalar ratio, and the same network as bare kernel calls into reused
-//! buffers (the model's overhead over pure arithmetic).
+//! After criterion, a summary with its own timing (best of many 2 ms rounds,
+//! model and bare kernel calls alternating) prints rows/s and GFLOP/s for
+//! each table, the SIMD / scalar ratio, the same network as bare kernel calls
+//! into reused buffers (the model's overhead over pure arithmetic), and the
+//! page faults each kind of batch call takes.
 //!
 //! ```text
 //! cargo bench -p apr-runtime --no-default-features --bench mlp -- --warm-up-time 1 --measurement-time 2
@@ -159,44 +162,89 @@ fn batch(c: &mut Criterion, models: &[(&'static Kernels, Model<'_>)]) {
     let mut group = c.benchmark_group("mlp_batch_256");
     group.throughput(Throughput::Elements(flops_per_row() * BATCH_ROWS as u64));
     for (table, model) in models {
-        group.bench_function(BenchmarkId::new(table.name, "64-256-256-10"), |b| {
+        group.bench_function(BenchmarkId::new(table.name, "predict_batch"), |b| {
             b.iter(|| model.predict_batch(black_box(&rows), BATCH_ROWS).ok())
+        });
+        let mut scratch = model.scratch();
+        group.bench_function(BenchmarkId::new(table.name, "predict_batch_with"), |b| {
+            b.iter(|| {
+                model
+                    .predict_batch_with(black_box(&rows), BATCH_ROWS, &mut scratch)
+                    .ok()
+            })
         });
     }
     group.finish();
 }
 
-/// Seconds per call of `f`: the best of many short rounds (each at least
-/// `ROUND` long). On a shared 2-core machine most rounds are disturbed by
-/// other processes (preemption, shared L3); the best round is the closest
+/// Seconds per call of `f` and of `g`: the best of many short rounds (each
+/// at least `ROUND` long), `f` and `g` alternating round by round so both see
+/// the same conditions. On a shared 2-core machine most rounds are disturbed
+/// by other processes (preemption, shared L3); the best round is the closest
 /// estimate of the undisturbed cost. Criterion's figures above are the
 /// disturbed means.
-fn time_per_call(budget: Duration, mut f: impl FnMut()) -> f64 {
+fn best_per_call(budget: Duration, mut f: impl FnMut(), mut g: impl FnMut()) -> (f64, f64) {
     const ROUND: Duration = Duration::from_millis(2);
-    for _ in 0..10 {
-        f();
-    }
-    let start = Instant::now();
-    let mut best = f64::INFINITY;
-    while start.elapsed() < budget {
-        let round = Instant::now();
+    fn round(f: &mut impl FnMut()) -> f64 {
+        let start = Instant::now();
         let mut calls = 0u32;
-        while round.elapsed() < ROUND {
+        while start.elapsed() < ROUND {
             f();
             calls += 1;
         }
-        best = best.min(round.elapsed().as_secs_f64() / f64::from(calls));
+        start.elapsed().as_secs_f64() / f64::from(calls)
     }
-    best
+    for _ in 0..10 {
+        f();
+        g();
+    }
+    let start = Instant::now();
+    let (mut best_f, mut best_g) = (f64::INFINITY, f64::INFINITY);
+    while start.elapsed() < budget {
+        best_f = best_f.min(round(&mut f));
+        best_g = best_g.min(round(&mut g));
+    }
+    (best_f, best_g)
+}
+
+fn print_line(label: &str, single: f64, batch: f64, note: &str) {
+    let flops = flops_per_row() as f64;
+    println!(
+        "{label:<10} {:>9.2} µs {:>14.0} {:>12.2} {:>16.0} {:>14.2}{note}",
+        single * 1e6,
+        1.0 / single,
+        flops / single / 1e9,
+        BATCH_ROWS as f64 / batch,
+        flops * BATCH_ROWS as f64 / batch / 1e9,
+    );
+}
+
+/// The process's minor page faults so far (Linux `/proc/self/stat` field
+/// 10), `None` elsewhere.
+fn minor_faults() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = stat.get(stat.rfind(')')? + 2..)?;
+    after_name.split(' ').nth(7)?.parse().ok()
+}
+
+/// Minor page faults per call of `f` over 50 calls.
+fn faults_per_call(mut f: impl FnMut()) -> Option<f64> {
+    let before = minor_faults()?;
+    for _ in 0..50 {
+        f();
+    }
+    Some((minor_faults()? - before) as f64 / 50.0)
 }
 
 /// rows/s and GFLOP/s for each table, SIMD / scalar, and model / bare kernels.
 fn summary(models: &[(&'static Kernels, Model<'_>)], layers: &[Dense]) {
-    let budget = Duration::from_millis(1400);
+    let budget = Duration::from_millis(2000);
     let x = values(DIMS[0], 1);
     let rows = values(BATCH_ROWS * DIMS[0], 2);
-    let flops = flops_per_row() as f64;
-    println!("\nMLP 64→256→256→10 (softmax) summary: {flops} FLOP per row");
+    println!(
+        "\nMLP 64→256→256→10 (softmax) summary: {} FLOP per row; best of 2 ms rounds",
+        flops_per_row()
+    );
     println!(
         "{:<10} {:>12} {:>14} {:>12} {:>16} {:>14}",
         "kernels", "row latency", "rows/s (1)", "GFLOP/s (1)", "rows/s (256)", "GFLOP/s (256)"
@@ -204,44 +252,77 @@ fn summary(models: &[(&'static Kernels, Model<'_>)], layers: &[Dense]) {
     let mut results = Vec::new();
     for (table, model) in models {
         let mut scratch = model.scratch();
-        let single = time_per_call(budget, || {
+        let mut bufs = [Vec::new(), Vec::new()];
+        let (single, bare_single) = best_per_call(
+            budget,
+            || {
+                black_box(
+                    model
+                        .predict(black_box(&x), &mut scratch)
+                        .map(|o| o.class)
+                        .ok(),
+                );
+            },
+            || kernels_only(table, layers, black_box(&x), 1, &mut bufs),
+        );
+        let (batch, bare_batch) = best_per_call(
+            budget,
+            || {
+                black_box(model.predict_batch(black_box(&rows), BATCH_ROWS).ok());
+            },
+            || kernels_only(table, layers, black_box(&rows), BATCH_ROWS, &mut bufs),
+        );
+        let mut batch_scratch = model.scratch();
+        let (reused, _) = best_per_call(
+            budget,
+            || {
+                black_box(
+                    model
+                        .predict_batch_with(black_box(&rows), BATCH_ROWS, &mut batch_scratch)
+                        .ok(),
+                );
+            },
+            || kernels_only(table, layers, black_box(&rows), BATCH_ROWS, &mut bufs),
+        );
+        let fresh_faults = faults_per_call(|| {
+            black_box(model.predict_batch(black_box(&rows), BATCH_ROWS).ok());
+        });
+        let reused_faults = faults_per_call(|| {
             black_box(
                 model
-                    .predict(black_box(&x), &mut scratch)
-                    .map(|o| o.class)
+                    .predict_batch_with(black_box(&rows), BATCH_ROWS, &mut batch_scratch)
                     .ok(),
             );
         });
-        let batch = time_per_call(budget, || {
-            black_box(model.predict_batch(black_box(&rows), BATCH_ROWS).ok());
-        });
-        let batch_rows_per_s = BATCH_ROWS as f64 / batch;
-        println!(
-            "{:<10} {:>9.2} µs {:>14.0} {:>12.2} {:>16.0} {:>14.2}",
+        let faults =
+            |f: Option<f64>| f.map_or(String::new(), |f| format!(", {f:.1} page faults per batch"));
+        print_line(
             table.name,
-            single * 1e6,
-            1.0 / single,
-            flops / single / 1e9,
-            batch_rows_per_s,
-            flops * batch_rows_per_s / 1e9
+            single,
+            batch,
+            &format!("   (predict_batch{})", faults(fresh_faults)),
+        );
+        print_line(
+            "  reused",
+            single,
+            reused,
+            &format!(
+                "   (predict_batch_with a reused scratch: {:+.1}% vs bare{})",
+                (reused / bare_batch - 1.0) * 100.0,
+                faults(reused_faults)
+            ),
+        );
+        print_line(
+            "  bare",
+            bare_single,
+            bare_batch,
+            &format!(
+                "   (bare kernel calls: model overhead {:+.1}% / {:+.1}%)",
+                (single / bare_single - 1.0) * 100.0,
+                (batch / bare_batch - 1.0) * 100.0
+            ),
         );
         results.push((table.name, single, batch));
-        let mut bufs = [Vec::new(), Vec::new()];
-        let bare_single = time_per_call(budget, || kernels_only(table, layers, &x, 1, &mut bufs));
-        let bare_batch = time_per_call(budget, || {
-            kernels_only(table, layers, &rows, BATCH_ROWS, &mut bufs)
-        });
-        println!(
-            "{:<10} {:>9.2} µs {:>14.0} {:>12.2} {:>16.0} {:>14.2}   (bare kernel calls: model overhead {:+.1}% / {:+.1}%)",
-            "  bare",
-            bare_single * 1e6,
-            1.0 / bare_single,
-            flops / bare_single / 1e9,
-            BATCH_ROWS as f64 / bare_batch,
-            flops * BATCH_ROWS as f64 / bare_batch / 1e9,
-            (single / bare_single - 1.0) * 100.0,
-            (batch / bare_batch - 1.0) * 100.0
-        );
     }
     if let (Some(scalar), Some(best)) = (results.first(), results.last()) {
         if results.len() > 1 {

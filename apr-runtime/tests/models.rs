@@ -379,6 +379,19 @@ fn mlp_multiclass_fixture_matches_aprender() -> TestResult {
         let batch = model.predict_batch(&inputs.concat(), inputs.len())?;
         assert_close(batch.outputs(), &to_f64(&want.concat()), 1e-5, table.name);
         assert_eq!(batch.classes(), Some(want_class.as_slice()));
+        // The same batch with the hidden activations in the (reused) scratch,
+        // then single rows in that scratch again.
+        for _ in 0..2 {
+            let reused = model.predict_batch_with(&inputs.concat(), inputs.len(), &mut scratch)?;
+            assert_eq!(reused, batch);
+        }
+        let out = model.predict(&inputs[3], &mut scratch)?;
+        assert_close(
+            out.outputs,
+            &to_f64(&want[3]),
+            1e-5,
+            "single row after a batch",
+        );
     }
     Ok(())
 }
@@ -963,6 +976,16 @@ fn deep_mlp_with_every_activation_matches_reference() -> TestResult {
             let row = batch.row(i).ok_or("row")?;
             assert_close(row.outputs, &reference_mlp(&layers, x), 1e-5, "batch");
         }
+        let reused = model.predict_batch_with(&xs.concat(), xs.len(), &mut scratch)?;
+        assert_eq!(reused, batch);
+        let small = model.predict_batch_with(&xs[..2].concat(), 2, &mut scratch)?;
+        // Two rows take the kernels' unpacked path: equal up to rounding.
+        assert_close(
+            small.outputs(),
+            &to_f64(&batch.outputs()[..2 * 5]),
+            1e-5,
+            "2 rows",
+        );
     }
     Ok(())
 }

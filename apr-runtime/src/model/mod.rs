@@ -312,6 +312,29 @@ impl<'a> Model<'a> {
     /// (`n_rows × n_features` finite values). Linear models and networks
     /// compute the whole batch with matrix–matrix products.
     pub fn predict_batch(&self, rows: &[f32], n_rows: usize) -> Result<BatchOutput, PredictError> {
+        self.batch(rows, n_rows, None)
+    }
+
+    /// [`Model::predict_batch`], keeping a network's hidden activations in
+    /// `scratch` instead of fresh buffers: repeated batches then allocate
+    /// only their results (and the page faults of fresh large buffers are
+    /// avoided). The scratch keeps the largest batch's buffers
+    /// (`n_rows ×` the widest layer).
+    pub fn predict_batch_with(
+        &self,
+        rows: &[f32],
+        n_rows: usize,
+        scratch: &mut Scratch,
+    ) -> Result<BatchOutput, PredictError> {
+        self.batch(rows, n_rows, Some(scratch))
+    }
+
+    fn batch(
+        &self,
+        rows: &[f32],
+        n_rows: usize,
+        scratch: Option<&mut Scratch>,
+    ) -> Result<BatchOutput, PredictError> {
         let n_features = self.n_features;
         if n_rows.checked_mul(n_features) != Some(rows.len()) {
             return Err(PredictError::BatchShape {
@@ -332,7 +355,7 @@ impl<'a> Model<'a> {
             Family::Logistic(m) => m.predict_batch(k, rows, n_rows),
             Family::Trees(m) => m.predict_batch(rows, n_rows)?,
             Family::KMeans(m) => m.predict_batch(k, rows, n_rows),
-            Family::Sequential(m) => m.predict_batch(k, rows, n_rows),
+            Family::Sequential(m) => m.predict_batch(k, rows, n_rows, scratch),
         })
     }
 }

@@ -324,15 +324,33 @@ impl<'a> Sequential<'a> {
         }
     }
 
-    pub(super) fn predict_batch(&self, k: &Kernels, rows: &[f32], n_rows: usize) -> BatchOutput {
-        let mut primary = Vec::new();
-        let mut secondary = Vec::new();
-        let result = forward(&self.layers, k, rows, n_rows, &mut primary, &mut secondary);
-        let mut outputs = match result.buffer {
-            Buffer::Primary => primary,
-            Buffer::Secondary => secondary,
+    /// `scratch`: reuse its buffers for the hidden activations (the result
+    /// is copied out); `None`: fresh buffers, the last one becomes the result.
+    pub(super) fn predict_batch(
+        &self,
+        k: &Kernels,
+        rows: &[f32],
+        n_rows: usize,
+        scratch: Option<&mut Scratch>,
+    ) -> BatchOutput {
+        let outputs = match scratch {
+            Some(Scratch {
+                primary, secondary, ..
+            }) => forward(&self.layers, k, rows, n_rows, primary, secondary)
+                .select(primary, secondary)
+                .to_vec(),
+            None => {
+                let mut primary = Vec::new();
+                let mut secondary = Vec::new();
+                let result = forward(&self.layers, k, rows, n_rows, &mut primary, &mut secondary);
+                let mut outputs = match result.buffer {
+                    Buffer::Primary => primary,
+                    Buffer::Secondary => secondary,
+                };
+                outputs.truncate(result.len);
+                outputs
+            }
         };
-        outputs.truncate(result.len);
         let (probabilities, classes) = if self.ends_in_softmax {
             let classes = outputs
                 .chunks_exact(self.n_out.max(1))
