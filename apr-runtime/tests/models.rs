@@ -251,7 +251,7 @@ fn add_weights(
                 let mut nibbles = [0u8; 16];
                 for (k, &v) in block.iter().enumerate() {
                     let q = ((v / 0.25).round() as i32 + 8).clamp(0, 15) as u8;
-                    nibbles[k / 2] |= if k % 2 == 0 { q } else { q << 4 };
+                    nibbles[k / 2] |= if k & 1 == 0 { q } else { q << 4 };
                 }
                 b.extend(nibbles);
             }
