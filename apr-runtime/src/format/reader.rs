@@ -401,7 +401,7 @@ fn check_sections(header: &Header, file_len: u64) -> Result<(), FormatError> {
             ),
         });
     }
-    if header.data_offset % ALIGNMENT != 0 {
+    if !header.data_offset.is_multiple_of(ALIGNMENT) {
         return Err(FormatError::SectionOffset {
             section: "data",
             field_offset: 32,

@@ -202,7 +202,7 @@ pub(crate) fn assert_gemm_shapes(
         0
     } else {
         assert!(
-            y.len() % n_out == 0,
+            y.len().is_multiple_of(n_out),
             "gemm: Y has {} values, not a multiple of n_out = {n_out}",
             y.len()
         );
