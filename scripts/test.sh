@@ -34,6 +34,8 @@ step "arm64 Lambda: cargo lambda build --release --arm64, then serve real events
 bash scripts/build-arm64.sh iris
 APR_E2E_BOOTSTRAP="$PWD/target/debian/lambda/iris/bootstrap" \
 APR_E2E_RUNNER=qemu-aarch64-static \
+APR_E2E_MODEL="$PWD/models/model.apr" \
+APR_E2E_EXPECT_KERNELS=neon \
   cargo test --all-features --test e2e -- --nocapture external_bootstrap
 
 step "all green"

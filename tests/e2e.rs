@@ -5,7 +5,10 @@
 //! it exists, else `examples/serve_manual.rs`; `cargo build --example` builds
 //! it on first use. `APR_E2E_BOOTSTRAP=/path/to/bootstrap` (with
 //! `APR_E2E_RUNNER=qemu-aarch64-static` for a foreign binary) runs the same
-//! checks against any other build in the `external_bootstrap` test.
+//! checks against any other build in the `external_bootstrap` test;
+//! `APR_E2E_MODEL=models/model.apr` adds known answers computed in-process
+//! from the model it embeds, and `APR_E2E_EXPECT_KERNELS=neon` checks the
+//! kernel set it reports in its cold-start metrics line.
 
 mod support;
 
@@ -422,7 +425,8 @@ fn base64_encode(bytes: &[u8]) -> String {
 }
 
 /// The log lines on stdout: one per invocation, plus the EMF line once.
-fn check_logs(f: &Function, invocations: usize) {
+/// Returns the EMF line.
+fn check_logs(f: &Function, invocations: usize) -> Value {
     // The child writes asynchronously; give the reader thread a moment.
     let mut lines = f.stdout_lines();
     for _ in 0..50 {
@@ -455,6 +459,29 @@ fn check_logs(f: &Function, invocations: usize) {
         "one JSON log line per invocation:\n{}",
         lines.join("\n")
     );
+    metrics
+}
+
+/// Known answers: the function's predictions equal the model's own, computed
+/// in this process from the `.apr` file the function embeds (1e-5 relative:
+/// another machine's kernels may add in another order). Returns the number
+/// of invocations made.
+fn check_known_answers(f: &Function, model_path: &Path) -> usize {
+    let bytes = std::fs::read(model_path).expect("read the embedded model");
+    let model = apr_lambda::Model::from_bytes(&bytes).expect("the embedded model loads");
+    let mut scratch = model.scratch();
+    let n = model.n_features();
+    let rows: Vec<Vec<f64>> = (0..6).map(|s| row(n, s)).collect();
+    for features in &rows {
+        let row32: Vec<f32> = features.iter().map(|&v| v as f32).collect();
+        let expected = model.predict(&row32, &mut scratch).expect("predict");
+        let answer = ok_body(&f.invoke(&json!({ "features": features })));
+        let expected_json = serde_json::to_value(expected.prediction()).expect("serialize");
+        assert_same_prediction(&answer["prediction"], &expected_json);
+        let outputs: Vec<Value> = expected.outputs.iter().map(|&v| json!(v)).collect();
+        assert_same_prediction(&answer["outputs"], &Value::Array(outputs));
+    }
+    rows.len()
 }
 
 #[test]
@@ -463,8 +490,15 @@ fn good_events_are_answered_and_only_the_first_is_cold() {
     let n = binary.n_features();
     let f = Function::start(&binary, &[]);
     check_good_events(&f, n);
-    // 1 + 1 batch + 5 singles.
-    check_logs(&f, 7);
+    let known = check_known_answers(&f, &workspace().join("models/model.apr"));
+    // 1 + 1 batch + 5 singles, then the known answers.
+    let metrics = check_logs(&f, 7 + known);
+    // The function chose the same kernels this process chooses.
+    assert_eq!(
+        metrics["Kernels"],
+        apr_lambda::runtime::kernels::kernel_name(),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -598,7 +632,16 @@ fn external_bootstrap() {
     let f = Function::start(&binary, &[]);
     check_good_events(&f, n);
     check_bad_events(&f, n);
-    check_logs(&f, 7 + 10 * 2 + 2 + 4 * 2);
+    // APR_E2E_MODEL: the .apr file the bootstrap embeds, for known answers.
+    let known = std::env::var_os("APR_E2E_MODEL")
+        .map_or(0, |model| check_known_answers(&f, Path::new(&model)));
+    let metrics = check_logs(&f, 7 + 10 * 2 + 2 + 4 * 2 + known);
+    // APR_E2E_EXPECT_KERNELS: the kernel set the bootstrap must have chosen
+    // (`neon` for an arm64 build under qemu).
+    if let Ok(expected) = std::env::var("APR_E2E_EXPECT_KERNELS") {
+        assert_eq!(metrics["Kernels"], expected.as_str(), "{metrics}");
+    }
+    println!("external_bootstrap: cold start {metrics}");
 }
 
 #[test]

@@ -328,9 +328,12 @@ impl LambdaHandler {
             // Validated: every row has n_features values, back to back, so
             // the whole batch goes through the matrix-matrix kernels at once.
             RowsRef::Flat { values, row_ends } => {
+                let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+                // The shared scratch keeps the batch's layer buffers warm
+                // across invocations: no fresh pages to fault in per batch.
                 let batch = self
                     .model
-                    .predict_batch(values, row_ends.len())
+                    .predict_batch_with(values, row_ends.len(), &mut scratch)
                     .map_err(|e| LambdaError::from_predict(e, None))?;
                 let mut out = Vec::with_capacity(batch.len());
                 for i in 0..batch.len() {

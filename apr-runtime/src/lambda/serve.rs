@@ -153,7 +153,8 @@ fn log_invocation(outcome: &Outcome, result: &Result<InvocationResponse, LambdaE
 
 /// The cold-start figures as one CloudWatch Embedded Metric Format line:
 /// CloudWatch turns it into metrics (namespace `apr-lambda`, dimension
-/// `FunctionName`) with no API call.
+/// `FunctionName`) with no API call. The model family and the kernel set
+/// chosen for this CPU ride along as properties, searchable in the logs.
 pub(crate) fn emf_line(metrics: &ColdStartMetrics, function_name: &str, family: &str) -> String {
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -175,6 +176,7 @@ pub(crate) fn emf_line(metrics: &ColdStartMetrics, function_name: &str, family: 
         },
         "FunctionName": function_name,
         "ModelFamily": family,
+        "Kernels": crate::kernels::kernel_name(),
         "InitDuration": metrics.init_ms,
         "ModelParseDuration": metrics.model_parse_ms,
         "FirstInvokeDuration": metrics.first_invoke_ms,
