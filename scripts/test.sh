@@ -30,6 +30,13 @@ step "aarch64 under qemu (QEMU_CPU=neoverse-n1): kernels, models, handler"
   cargo test -p apr-runtime --all-features --target aarch64-unknown-linux-gnu --lib --tests
 )
 
+step "a 50 MB model compiles with no more memory than its include_bytes! (dev and release)"
+if [ ! -x /usr/bin/time ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends time >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends time >/dev/null; }
+fi
+cargo test --all-features --test trybuild -- --ignored --nocapture large_model
+
 step "arm64 Lambda: cargo lambda build --release --arm64, then serve real events under qemu"
 bash scripts/build-arm64.sh iris
 APR_E2E_BOOTSTRAP="$PWD/target/debian/lambda/iris/bootstrap" \
