@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: lint, x86_64 tests (unit, property,
-# fixtures, trybuild, end-to-end against a local Runtime API), the same
+# fixtures, trybuild, end-to-end against a local Runtime API and through
+# `cargo lambda watch`), the 50 MB compile check, the same
 # runtime tests on aarch64 under qemu with the NEON kernels, and the Graviton
 # `bootstrap` built by `cargo lambda build --arm64` answering real events
 # under qemu. Installs what it needs first (Debian packages and cargo-lambda).
@@ -20,6 +21,9 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "x86_64: cargo test --workspace --all-features"
 cargo test --workspace --all-features
+
+step "cargo lambda watch + cargo lambda invoke: the iris example through cargo-lambda's emulator"
+bash scripts/cargo-lambda-watch.sh iris
 
 step "x86_64: apr-runtime without default features (no Lambda, no v1)"
 cargo test -p apr-runtime --no-default-features --lib
