@@ -29,21 +29,11 @@ use apr_runtime::model::Model;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use serde_json::json;
 
+mod support;
+use support::values;
+
 const DIMS: [usize; 4] = [64, 256, 256, 10];
 const BATCH_ROWS: usize = 256;
-
-/// Deterministic values in [-1, 1).
-fn values(n: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s as f32 / u32::MAX as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
 
 /// One Linear layer: weight `[n_out, n_in]` scaled by 1/sqrt(fan-in), bias.
 struct Dense {
