@@ -55,6 +55,21 @@ pub enum ModelError {
         source: FormatError,
     },
 
+    /// A weight, bias, threshold, leaf or centroid tensor holds NaN or an
+    /// infinity (stored so, or produced by dequantization). A model with one
+    /// would answer NaN, so it is refused at load.
+    #[error(
+        "tensor `{tensor}` holds a non-finite value (NaN or an infinity) at index {index}; \
+         a model's weights and biases must all be finite"
+    )]
+    NonFiniteWeight {
+        /// The tensor at fault.
+        tensor: String,
+        /// The position of its first non-finite value, in row-major order
+        /// from 0.
+        index: usize,
+    },
+
     /// A metadata key the family reads has a value it cannot use.
     #[error("metadata `{key}` is invalid: {reason}")]
     InvalidMetadata {
@@ -199,6 +214,19 @@ mod tests {
             tensors: vec![],
         };
         assert!(none.to_string().contains("model_type (none)"));
+    }
+
+    #[test]
+    fn non_finite_weight_names_the_tensor_and_index() {
+        let e = ModelError::NonFiniteWeight {
+            tensor: "layers.0.weight".into(),
+            index: 17,
+        };
+        assert_eq!(
+            e.to_string(),
+            "tensor `layers.0.weight` holds a non-finite value (NaN or an infinity) at index 17; \
+             a model's weights and biases must all be finite"
+        );
     }
 
     #[test]

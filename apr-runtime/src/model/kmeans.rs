@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use super::output::{argmin, sized, BatchOutput, BatchProbabilities, Output, Scratch};
-use super::source::{f32_values, shape_mismatch, TensorSource};
+use super::source::{finite_f32_values, shape_mismatch, TensorSource};
 use super::ModelError;
 use crate::kernels::Kernels;
 
@@ -28,7 +28,7 @@ impl<'a> KMeans<'a> {
             }
         };
         Ok(Self {
-            centroids: f32_values(&tensor)?,
+            centroids: finite_f32_values(&tensor)?,
             k,
             d,
         })

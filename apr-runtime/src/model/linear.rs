@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use super::output::{argmax, sized, BatchOutput, BatchProbabilities, Output, Scratch};
-use super::source::{f32_values, is_scalar, shape_mismatch, vector_len, TensorSource};
+use super::source::{finite_f32_values, is_scalar, shape_mismatch, vector_len, TensorSource};
 use super::ModelError;
 use crate::kernels::Kernels;
 
@@ -68,20 +68,20 @@ pub(super) fn load_affine<'a>(src: &TensorSource<'_, 'a>) -> Result<Dense<'a>, M
                 "[n_out, n_in] with both dimensions at least 1",
             ));
         }
-        let bias = match src.get("bias") {
-            None => None,
-            Some(bias) => {
-                if vector_len(&bias) != Some(n_out) {
-                    return Err(shape_mismatch(
-                        &bias,
-                        format!("[{n_out}] (one bias per output)"),
-                    ));
-                }
-                Some(f32_values(&bias)?)
+        let bias = src.get("bias");
+        if let Some(bias) = &bias {
+            if vector_len(bias) != Some(n_out) {
+                return Err(shape_mismatch(
+                    bias,
+                    format!("[{n_out}] (one bias per output)"),
+                ));
             }
-        };
+        }
+        // Shapes first, then values: the weight's, then the bias's.
+        let weight_values = finite_f32_values(&weight)?;
+        let bias = bias.as_ref().map(finite_f32_values).transpose()?;
         return Ok(Dense {
-            weight: f32_values(&weight)?,
+            weight: weight_values,
             bias,
             n_in,
             n_out,
@@ -97,15 +97,16 @@ pub(super) fn load_affine<'a>(src: &TensorSource<'_, 'a>) -> Result<Dense<'a>, M
             ))
         }
     };
-    let bias = match src.get("intercept") {
-        None => None,
-        Some(intercept) if is_scalar(&intercept) && intercept.numel() == 1 => {
-            Some(f32_values(&intercept)?)
+    let intercept = match src.get("intercept") {
+        Some(intercept) if !(is_scalar(&intercept) && intercept.numel() == 1) => {
+            return Err(shape_mismatch(&intercept, "[1] (a single intercept)"))
         }
-        Some(intercept) => return Err(shape_mismatch(&intercept, "[1] (a single intercept)")),
+        intercept => intercept,
     };
+    let weight = finite_f32_values(&coefficients)?;
+    let bias = intercept.as_ref().map(finite_f32_values).transpose()?;
     Ok(Dense {
-        weight: f32_values(&coefficients)?,
+        weight,
         bias,
         n_in,
         n_out: 1,

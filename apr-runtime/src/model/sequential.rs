@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::linear::Dense;
 use super::output::{argmax, sized, BatchOutput, BatchProbabilities, Output, Scratch};
-use super::source::{f32_values, shape_mismatch, TensorSource};
+use super::source::{finite_f32_values, shape_mismatch, TensorSource};
 use super::ModelError;
 use crate::format::Tensor;
 use crate::kernels::Kernels;
@@ -222,12 +222,15 @@ impl<'a> Sequential<'a> {
                                 ));
                             }
                             pending = next_param.next();
-                            Some(f32_values(bias)?)
+                            Some(bias)
                         }
                         _ => None,
                     };
+                    // Shapes first, then values: the weight's, then the bias's.
+                    let weight_values = finite_f32_values(weight)?;
+                    let bias = bias.map(finite_f32_values).transpose()?;
                     layers.push(Layer::Linear(Dense {
-                        weight: f32_values(weight)?,
+                        weight: weight_values,
                         bias,
                         n_in: layer_in,
                         n_out,

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use super::{ModelError, ModelFamily};
+use super::{first_non_finite, ModelError, ModelFamily};
 use crate::format::{AprFile, Tensor};
 
 /// A container seen through the eyes of one family's loader.
@@ -71,6 +71,21 @@ pub(super) fn f32_values<'a>(tensor: &Tensor<'a>) -> Result<Cow<'a, [f32]>, Mode
         });
     }
     Ok(values)
+}
+
+/// [`f32_values`] of a tensor the model computes with (a weight, bias,
+/// threshold, leaf or centroid tensor), which must hold only finite values:
+/// the first NaN or infinity, stored or produced by dequantization, is a
+/// [`ModelError::NonFiniteWeight`]. One branch-free pass when all are finite.
+pub(super) fn finite_f32_values<'a>(tensor: &Tensor<'a>) -> Result<Cow<'a, [f32]>, ModelError> {
+    let values = f32_values(tensor)?;
+    match first_non_finite(&values) {
+        Some(index) => Err(ModelError::NonFiniteWeight {
+            tensor: tensor.name().to_owned(),
+            index,
+        }),
+        None => Ok(values),
+    }
 }
 
 /// A [`ModelError::ShapeMismatch`] for `tensor`.

@@ -11,10 +11,11 @@
 //! split's children must come after it in pre-order (which rules out
 //! cycles) and lie inside the array, each feature must be below the model's
 //! feature count, each class and feature must be an exact non-negative
-//! integer.
+//! integer. Every value of the five arrays read must be finite (a NaN or
+//! infinite threshold is [`ModelError::NonFiniteWeight`], like any other).
 
 use super::output::{argmax, sized, BatchOutput, BatchProbabilities, Output, Scratch};
-use super::source::{f32_values, shape_mismatch, vector_len, TensorSource};
+use super::source::{f32_values, finite_f32_values, shape_mismatch, vector_len, TensorSource};
 use super::{ModelError, PredictError};
 
 /// The largest integer an `f32` node field may hold (every integer up to
@@ -123,9 +124,9 @@ fn load_tree(
                 format!("[{n}] (one entry per node, like {prefix}node_features)"),
             ));
         }
-        Ok(f32_values(&tensor)?.into_owned())
+        Ok(finite_f32_values(&tensor)?.into_owned())
     };
-    let features = f32_values(&features_tensor)?;
+    let features = finite_f32_values(&features_tensor)?;
     let thresholds = read("node_thresholds")?;
     let classes = read("node_classes")?;
     let lefts = read("node_left_child")?;
@@ -159,9 +160,6 @@ fn load_tree(
                     format!("splits on feature {feature}, but the model has {n_features} features"),
                 ));
             }
-        }
-        if t.is_nan() {
-            return Err(invalid(i, "threshold is NaN".to_owned()));
         }
         let child = |v: f32, side: &str| -> Result<usize, ModelError> {
             exact_integer(v)
