@@ -9,12 +9,13 @@
 //! ```
 //!
 //! or against a Lambda Runtime API by setting `AWS_LAMBDA_RUNTIME_API`.
-//! `APR_MAX_BATCH=N` sets the batch limit (default 10 000);
+//! `APR_MAX_BATCH=N` sets the batch limit (default: 10 000, or fewer when the
+//! model's answers are large; see `apr_lambda::limits`);
 //! `APR_MODEL_PATH=file.apr` serves that file instead of the embedded model.
 
 use std::process::ExitCode;
 
-use apr_lambda::runtime::lambda::{report_init_error, serve, LambdaHandler, DEFAULT_MAX_BATCH};
+use apr_lambda::runtime::lambda::{report_init_error, serve, LambdaHandler};
 
 /// The model, embedded at compile time.
 static MODEL: &[u8] = include_bytes!("../apr-runtime/tests/fixtures/mlp_multiclass.v2.apr");
@@ -38,11 +39,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let max_batch = std::env::var("APR_MAX_BATCH")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_MAX_BATCH);
-    match serve(handler.with_max_batch(max_batch)) {
+    let handler = match std::env::var("APR_MAX_BATCH").ok().and_then(|v| v.parse().ok()) {
+        Some(max_batch) => handler.with_max_batch(max_batch),
+        None => handler,
+    };
+    match serve(handler) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");

@@ -12,6 +12,7 @@
 
 pub mod format;
 pub mod kernels;
+pub mod limits;
 pub mod model;
 
 #[cfg(feature = "lambda")]

@@ -88,6 +88,38 @@ pub enum LambdaError {
         max: usize,
     },
 
+    /// The model answered a non-finite value (NaN or an infinity) for a
+    /// finite row: the row lies far outside what the model was trained on
+    /// (its weights are all finite, checked at load), e.g. features near the
+    /// `f32` limit. Never answered as a plausible prediction.
+    #[error(
+        "output {index} for {} is not a finite number (NaN or an infinity): the features are too far outside the model's range to give a meaningful answer",
+        describe_row(*.instance)
+    )]
+    NonFiniteOutput {
+        /// The row's index in `instances`, `None` for a single `features` event.
+        instance: Option<usize>,
+        /// The index of the first non-finite value in the row's outputs (or
+        /// probabilities).
+        index: usize,
+    },
+
+    /// The answer would exceed Lambda's response payload limit
+    /// ([`MAX_RESPONSE_BYTES`](crate::limits::MAX_RESPONSE_BYTES)); for HTTP
+    /// events it is an HTTP 413.
+    #[error(
+        "the answer for {rows} row(s) would take {bytes} bytes, over Lambda's response limit of {} bytes; send at most {max_rows} rows per invocation",
+        crate::limits::MAX_RESPONSE_BYTES
+    )]
+    ResponseTooLarge {
+        /// The number of rows in the request.
+        rows: usize,
+        /// The size the response would have had.
+        bytes: usize,
+        /// The most rows whose answer would fit, estimated from this one.
+        max_rows: usize,
+    },
+
     /// The model failed on a valid row (an internal invariant broke).
     #[error("inference failed: {0}")]
     InferenceError(String),
@@ -107,11 +139,13 @@ impl LambdaError {
             LambdaError::NonFinite { .. } => "NonFinite",
             LambdaError::EmptyBatch => "EmptyBatch",
             LambdaError::BatchTooLarge { .. } => "BatchTooLarge",
+            LambdaError::NonFiniteOutput { .. } => "NonFiniteOutput",
+            LambdaError::ResponseTooLarge { .. } => "ResponseTooLarge",
             LambdaError::InferenceError(_) => "InferenceError",
         }
     }
 
-    /// Whether the caller's event is at fault (HTTP 400) rather than the
+    /// Whether the caller's event is at fault (HTTP 4xx) rather than the
     /// function (HTTP 500).
     pub fn is_client_error(&self) -> bool {
         matches!(
@@ -121,7 +155,36 @@ impl LambdaError {
                 | LambdaError::NonFinite { .. }
                 | LambdaError::EmptyBatch
                 | LambdaError::BatchTooLarge { .. }
+                | LambdaError::NonFiniteOutput { .. }
+                | LambdaError::ResponseTooLarge { .. }
         )
+    }
+
+    /// The HTTP status this error is answered with for Function URL and API
+    /// Gateway events: 413 for [`LambdaError::ResponseTooLarge`], 400 for
+    /// the other faults of the request, 500 for the function's.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            LambdaError::ResponseTooLarge { .. } => 413,
+            e if e.is_client_error() => 400,
+            _ => 500,
+        }
+    }
+
+    /// A [`LambdaError::MalformedEvent`] with `reason`, cut to
+    /// [`MAX_REASON_BYTES`] (reasons quote the input only through
+    /// [`excerpt`], so this is a last guard).
+    pub(crate) fn malformed(reason: impl Into<String>) -> Self {
+        let mut reason = reason.into();
+        if reason.len() > MAX_REASON_BYTES {
+            let mut cut = MAX_REASON_BYTES;
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            reason.truncate(cut);
+            reason.push('…');
+        }
+        LambdaError::MalformedEvent { reason }
     }
 
     /// The error as the JSON body of a Lambda error response:
@@ -133,16 +196,15 @@ impl LambdaError {
         }
     }
 
-    /// Maps a model's prediction error on row `instance` to the event error
-    /// it stands for.
-    pub(crate) fn from_predict(err: PredictError, instance: Option<usize>) -> Self {
+    /// The event error a model's prediction error stands for. The shape is
+    /// checked before predicting, so only non-finite features remain for
+    /// the model to report (it checks them in the pass that finds them).
+    pub(crate) fn from_predict(err: PredictError) -> Self {
         match err {
-            PredictError::FeatureCount { expected, found } => LambdaError::FeatureCount {
-                instance,
-                expected,
-                found,
+            PredictError::NonFinite { index } => LambdaError::NonFinite {
+                instance: None,
+                index,
             },
-            PredictError::NonFinite { index } => LambdaError::NonFinite { instance, index },
             PredictError::NonFiniteInBatch { row, index } => LambdaError::NonFinite {
                 instance: Some(row),
                 index,
@@ -186,6 +248,53 @@ pub struct ErrorBody {
     /// The readable message.
     #[serde(rename = "errorMessage")]
     pub error_message: String,
+}
+
+/// The longest [`LambdaError::MalformedEvent`] reason, in bytes.
+pub(crate) const MAX_REASON_BYTES: usize = 512;
+
+/// The most bytes of input an [`excerpt`] shows, escapes included.
+const EXCERPT_BYTES: usize = 128;
+
+/// A short, quoted, escaped excerpt of untrusted text for an error message:
+/// at most 128 bytes of it, control characters, quotes and backslashes
+/// escaped (`\n`, `\u{1}`, ...), then `…` and the text's full length when
+/// it was cut. However large the input, the excerpt stays under 160 bytes.
+///
+/// ```text
+/// excerpt("abc")             == "\"abc\""
+/// excerpt(&"x".repeat(1000)) == "\"xxx…xxx…\" (1000 bytes)"
+/// ```
+pub(crate) fn excerpt(text: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(EXCERPT_BYTES + 32);
+    out.push('"');
+    let mut cut = false;
+    for c in text.chars() {
+        let before = out.len();
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+        if out.len() > EXCERPT_BYTES + 1 {
+            out.truncate(before);
+            cut = true;
+            break;
+        }
+    }
+    if cut {
+        let _ = write!(out, "…\" ({} bytes)", text.len());
+    } else {
+        out.push('"');
+    }
+    out
 }
 
 fn describe_row(instance: Option<usize>) -> String {

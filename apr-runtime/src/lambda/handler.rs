@@ -1,50 +1,35 @@
-//! [`LambdaHandler`]: the model, parsed once at init, answering events.
+//! [`LambdaHandler`]: the model, parsed once at init, answering requests
+//! along one path: raw event → [`LambdaRequest`] → one shape check → one
+//! predict call → [`LambdaResponse`] → size check.
 
-use std::sync::{Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
-
-use serde::Serialize;
+use std::cell::RefCell;
+use std::time::Instant;
 
 use super::error::LambdaError;
-use super::events::{
-    decode_event, DecodedEvent, HttpResponse, InvocationResponse, LambdaRequest, LambdaResponse,
-    Predictions, RowPrediction, Rows,
+use super::metrics::{self, ColdStart, ColdStartMetrics, Outcome};
+use super::request::{decode_event, Event, LambdaRequest};
+use super::response::{
+    check_direct_size, HttpResponse, InvocationResponse, LambdaResponse, Predictions,
+    RowPrediction,
 };
-use crate::format::{AprFile, ParseOptions};
-use crate::model::{Model, Output, Scratch};
+use crate::format::{AprFile, ParseOptions, MAGIC};
+use crate::limits;
+use crate::model::{Model, Scratch};
 
-/// The default limit on rows per batch event.
-pub const DEFAULT_MAX_BATCH: usize = 10_000;
-
-/// The magic every `.apr` v2 container starts with.
-const V2_MAGIC: [u8; 4] = *b"APR\0";
-
-/// The process start, as stamped by [`mark_process_start`] (the macro's
-/// `main` does it first thing) or, failing that, by the first handler built.
-static PROCESS_START: OnceLock<Instant> = OnceLock::new();
-
-/// Stamps the process start (first call wins) and returns it.
-pub(crate) fn mark_process_start() -> Instant {
-    *PROCESS_START.get_or_init(Instant::now)
+thread_local! {
+    /// Each thread's buffers, reused by every invocation it serves: no lock
+    /// between concurrent invocations, no allocation for a single row once
+    /// warm. Grows to the largest batch the thread has seen.
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// The cold-start figures of this process, recorded once, on the first
-/// invocation.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct ColdStartMetrics {
-    /// From the process start to the handler being ready to serve (the
-    /// function's part of the Lambda init phase), in milliseconds.
-    pub init_ms: f64,
-    /// Time spent parsing and validating the model, in milliseconds (part of
-    /// `init_ms`).
-    pub model_parse_ms: f64,
-    /// Time the first invocation spent in the handler, in milliseconds.
-    pub first_invoke_ms: f64,
-    /// From the process start to the first response being ready, in
-    /// milliseconds.
-    pub first_response_ms: f64,
-    /// Size of the model in bytes.
-    pub model_bytes: usize,
+/// Runs `f` with this thread's scratch (a fresh one if it is in use, which
+/// only a re-entrant call could cause).
+fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => f(&mut scratch),
+        Err(_) => f(&mut Scratch::default()),
+    })
 }
 
 /// A model, parsed and validated at init, that answers prediction events.
@@ -52,31 +37,20 @@ pub struct ColdStartMetrics {
 /// Build it during the Lambda init phase (which runs with unthrottled CPU),
 /// then hand it to [`serve`](super::serve). The first invocation it answers
 /// is the cold start: its response says `"cold_start": true` and it records
-/// [`ColdStartMetrics`].
+/// [`ColdStartMetrics`]. It is `Send + Sync`: concurrent invocations (Lambda
+/// Managed Instances) share it, each thread predicting in its own buffers.
 pub struct LambdaHandler {
     model: Model<'static>,
     max_batch: usize,
-    /// One set of buffers, reused by every row of every invocation.
-    scratch: Mutex<Scratch>,
-    /// The instant the first invocation started; set once.
-    init_time: OnceLock<Instant>,
-    /// The cold-start figures; set once, by the first invocation.
-    cold_start_metrics: OnceLock<ColdStartMetrics>,
-    process_start: Instant,
-    ready_at: Instant,
-    model_parse: Duration,
-    model_bytes: usize,
+    cold: ColdStart,
 }
 
 impl std::fmt::Debug for LambdaHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LambdaHandler")
-            .field("family", &self.model.family().to_string())
-            .field("n_features", &self.model.n_features())
-            .field("n_outputs", &self.model.n_outputs())
+            .field("model", &self.model)
             .field("max_batch", &self.max_batch)
-            .field("model_bytes", &self.model_bytes)
-            .field("cold_start_metrics", &self.cold_start_metrics.get())
+            .field("cold_start_metrics", &self.cold.metrics())
             .finish_non_exhaustive()
     }
 }
@@ -89,7 +63,8 @@ impl LambdaHandler {
     /// [`LambdaError::EmptyModel`] for no bytes,
     /// [`LambdaError::InvalidMagic`] when the bytes do not start with `APR\0`,
     /// [`LambdaError::Format`] for any other container problem and
-    /// [`LambdaError::Model`] when the runtime cannot serve the model.
+    /// [`LambdaError::Model`] when the runtime cannot serve the model
+    /// (including weights that are NaN or infinite).
     ///
     /// ```
     /// # use apr_runtime::lambda::{LambdaError, LambdaHandler};
@@ -120,50 +95,39 @@ impl LambdaHandler {
     }
 
     fn build(bytes: &'static [u8], options: ParseOptions) -> Result<Self, LambdaError> {
-        let process_start = mark_process_start();
+        let process_start = metrics::mark_process_start();
         let parse_start = Instant::now();
-        let Some(magic) = bytes.get(..4) else {
-            return Err(if bytes.is_empty() {
-                LambdaError::EmptyModel
-            } else {
-                let mut actual = [0u8; 4];
-                for (dst, src) in actual.iter_mut().zip(bytes) {
-                    *dst = *src;
-                }
-                LambdaError::InvalidMagic {
-                    expected: V2_MAGIC,
-                    actual,
-                }
-            });
-        };
-        if magic != V2_MAGIC {
+        if bytes.is_empty() {
+            return Err(LambdaError::EmptyModel);
+        }
+        if !bytes.starts_with(&MAGIC) {
             let mut actual = [0u8; 4];
-            actual.copy_from_slice(magic);
+            for (dst, src) in actual.iter_mut().zip(bytes) {
+                *dst = *src;
+            }
             return Err(LambdaError::InvalidMagic {
-                expected: V2_MAGIC,
+                expected: MAGIC,
                 actual,
             });
         }
         let file = AprFile::parse_with(bytes, options)?;
         let model = Model::from_file(&file)?;
-        let model_parse = parse_start.elapsed();
-        let scratch = Mutex::new(model.scratch());
+        let cold = ColdStart::new(process_start, parse_start.elapsed(), bytes.len());
         Ok(LambdaHandler {
+            max_batch: limits::default_max_batch(&model),
             model,
-            max_batch: DEFAULT_MAX_BATCH,
-            scratch,
-            init_time: OnceLock::new(),
-            cold_start_metrics: OnceLock::new(),
-            process_start,
-            ready_at: Instant::now(),
-            model_parse,
-            model_bytes: bytes.len(),
+            cold,
         })
     }
 
-    /// Sets the most rows a batch event may carry (default
-    /// [`DEFAULT_MAX_BATCH`], 10 000); larger batches are answered with
-    /// [`LambdaError::BatchTooLarge`]. A limit of 0 is taken as 1.
+    /// Sets the most rows a batch event may carry; larger batches are
+    /// answered with [`LambdaError::BatchTooLarge`]. A limit of 0 is taken
+    /// as 1.
+    ///
+    /// The default is [`limits::default_max_batch`]: 10 000 rows, or fewer
+    /// when the model's answers are large, so that a full batch always fits
+    /// in Lambda's response limit. Above that, a batch whose answer would
+    /// not fit is refused with [`LambdaError::ResponseTooLarge`].
     #[must_use]
     pub fn with_max_batch(mut self, n: usize) -> Self {
         self.max_batch = n.max(1);
@@ -182,69 +146,84 @@ impl LambdaHandler {
 
     /// The cold-start figures, once the first invocation has been answered.
     pub fn cold_start_metrics(&self) -> Option<&ColdStartMetrics> {
-        self.cold_start_metrics.get()
+        self.cold.metrics()
     }
 
-    /// Time spent parsing and validating the model at init.
-    pub fn model_parse_time(&self) -> Duration {
-        self.model_parse
-    }
-
-    /// Answers one request. The first call of the process is the cold start.
+    /// Answers one decoded request, as a direct event would be answered.
+    /// The first invocation of the handler (through any entry point) is the
+    /// cold start.
     ///
     /// # Errors
-    /// [`LambdaError::FeatureCount`], [`LambdaError::NonFinite`],
-    /// [`LambdaError::EmptyBatch`] and [`LambdaError::BatchTooLarge`] for bad
-    /// rows (checked before any inference), [`LambdaError::InferenceError`]
-    /// if the model fails.
-    pub fn handle(&self, req: &LambdaRequest) -> Result<LambdaResponse, LambdaError> {
+    /// [`LambdaError::FeatureCount`], [`LambdaError::EmptyBatch`] and
+    /// [`LambdaError::BatchTooLarge`] for a request of the wrong shape,
+    /// [`LambdaError::NonFinite`] for a NaN or infinite feature,
+    /// [`LambdaError::NonFiniteOutput`] when the model answers NaN or an
+    /// infinity, [`LambdaError::ResponseTooLarge`] when the answer would not
+    /// fit in a Lambda response.
+    ///
+    /// ```
+    /// use apr_runtime::lambda::{LambdaHandler, LambdaRequest};
+    /// # let bytes: &'static [u8] = Vec::leak(std::fs::read("tests/fixtures/linear_regression.v2.apr")?);
+    /// let handler = LambdaHandler::from_bytes(bytes)?;
+    /// let response = handler.handle(&LambdaRequest::single(vec![1.0, 2.0, 3.0]))?;
+    /// assert!(response.cold_start);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn handle(&self, request: &LambdaRequest) -> Result<LambdaResponse, LambdaError> {
         let started = Instant::now();
-        let cold_start = self.init_time.set(started).is_ok();
-        let rows = match req {
-            LambdaRequest::Single { features } => RowsRef::Single(features),
-            LambdaRequest::Batch { instances } => RowsRef::Nested(instances),
-        };
-        let response = self.answer(rows, started, cold_start);
+        let cold_start = self.cold.begin();
+        let result = self.answer_direct(request, started, cold_start);
         if cold_start {
-            self.record_cold_start(started);
+            self.cold.record(started);
         }
-        response
+        result
     }
 
-    /// Answers one raw event (the Runtime API `/next` body): decodes it,
-    /// predicts, and builds the response. `Err` is a Lambda error response;
-    /// errors in Function URL events are `Ok` HTTP 4xx/5xx responses.
-    pub(crate) fn respond(&self, raw: &[u8]) -> (Result<InvocationResponse, LambdaError>, Outcome) {
+    /// Answers one raw event (a Runtime API `/next` body, a local-mode
+    /// line): decodes it, predicts, and builds the response. `Err` is a
+    /// Lambda error response; errors in Function URL / API Gateway events
+    /// are `Ok` HTTP 4xx/5xx responses.
+    ///
+    /// # Errors
+    /// As [`handle`](Self::handle), plus [`LambdaError::MalformedEvent`].
+    pub fn respond(&self, event: &[u8]) -> Result<InvocationResponse, LambdaError> {
+        self.respond_with_outcome(event).0
+    }
+
+    /// [`respond`](Self::respond), with what the invocation did, for its
+    /// log line and the cold-start record.
+    pub(crate) fn respond_with_outcome(
+        &self,
+        event: &[u8],
+    ) -> (Result<InvocationResponse, LambdaError>, Outcome) {
         let started = Instant::now();
-        let cold_start = self.init_time.set(started).is_ok();
-        let decoded = decode_event(raw);
-        let (kind, rows) = match &decoded {
-            Ok(event) => (event.kind(), event.row_count()),
-            Err(_) => ("unknown", 0),
-        };
-        let result = match decoded {
-            Err(err) => Err(err),
-            Ok(DecodedEvent::Direct(rows)) => self
-                .answer(RowsRef::from_rows(&rows), started, cold_start)
-                .map(InvocationResponse::Direct),
-            Ok(DecodedEvent::Http(rows)) => {
-                let answered = match rows {
-                    Ok(rows) => self.answer(RowsRef::from_rows(&rows), started, cold_start),
-                    Err(err) => Err(err),
-                };
-                Ok(InvocationResponse::Http(match answered {
-                    Ok(response) => match serde_json::to_string(&response) {
-                        Ok(body) => HttpResponse::json(200, body),
-                        Err(e) => HttpResponse::from_error(&LambdaError::InferenceError(format!(
-                            "the response could not be serialized: {e}"
-                        ))),
-                    },
-                    Err(err) => HttpResponse::from_error(&err),
-                }))
+        let cold_start = self.cold.begin();
+        let (kind, rows, result) = match decode_event(event) {
+            Err(err) => ("unknown", 0, Err(err)),
+            Ok(event) => {
+                let kind = event.kind();
+                match event {
+                    Event::Direct(request) => (
+                        kind,
+                        request.len(),
+                        self.answer_direct(&request, started, cold_start)
+                            .map(InvocationResponse::Direct),
+                    ),
+                    Event::Http(request) => {
+                        let rows = request.as_ref().map_or(0, LambdaRequest::len);
+                        let http = match request
+                            .and_then(|request| self.answer(&request, started, cold_start))
+                        {
+                            Ok(response) => HttpResponse::from_response(&response),
+                            Err(err) => HttpResponse::from_error(&err),
+                        };
+                        (kind, rows, Ok(InvocationResponse::Http(http)))
+                    }
+                }
             }
         };
         if cold_start {
-            self.record_cold_start(started);
+            self.cold.record(started);
         }
         let outcome = Outcome {
             kind,
@@ -255,197 +234,76 @@ impl LambdaHandler {
         (result, outcome)
     }
 
-    /// Validates every row, then predicts: a single row or a [`LambdaRequest`]
-    /// batch row by row in the shared scratch, a decoded batch (contiguous
-    /// rows) with one `predict_batch`.
-    fn answer(
+    /// The answer to an event that could not even be read as JSON text
+    /// (`reason` says why): a [`LambdaError::MalformedEvent`].
+    pub(crate) fn respond_unreadable(
         &self,
-        rows: RowsRef<'_>,
+        reason: String,
+    ) -> (Result<InvocationResponse, LambdaError>, Outcome) {
+        let started = Instant::now();
+        let cold_start = self.cold.begin();
+        if cold_start {
+            self.cold.record(started);
+        }
+        let outcome = Outcome {
+            kind: "unknown",
+            rows: 0,
+            cold_start,
+            latency: started.elapsed(),
+        };
+        (Err(LambdaError::malformed(reason)), outcome)
+    }
+
+    /// [`answer`](Self::answer), refusing an answer too large for a direct
+    /// Lambda response.
+    fn answer_direct(
+        &self,
+        request: &LambdaRequest,
         started: Instant,
         cold_start: bool,
     ) -> Result<LambdaResponse, LambdaError> {
-        self.validate(&rows)?;
-        let predictions = self.predict(&rows)?;
+        let response = self.answer(request, started, cold_start)?;
+        let worst_case = limits::worst_case_response_bytes(&self.model, request.len());
+        check_direct_size(&response, worst_case)?;
+        Ok(response)
+    }
+
+    /// The one path every request takes: the shape check, one predict call
+    /// (a single row through the model's row kernels, a batch through its
+    /// batch kernels, whatever the entry point), the response.
+    fn answer(
+        &self,
+        request: &LambdaRequest,
+        started: Instant,
+        cold_start: bool,
+    ) -> Result<LambdaResponse, LambdaError> {
+        request.check_shape(self.model.n_features(), self.max_batch)?;
+        let predictions = with_scratch(|scratch| {
+            if request.is_batch() {
+                let batch = self
+                    .model
+                    .predict_batch_with(request.values(), request.len(), scratch)
+                    .map_err(LambdaError::from_predict)?;
+                RowPrediction::from_batch(&batch).map(Predictions::Batch)
+            } else {
+                let output = self
+                    .model
+                    .predict(request.values(), scratch)
+                    .map_err(LambdaError::from_predict)?;
+                RowPrediction::from_output(&output, None).map(Predictions::Single)
+            }
+        })?;
         Ok(LambdaResponse {
             predictions,
             cold_start,
-            latency_ms: millis(started.elapsed()),
+            latency_ms: metrics::millis(started.elapsed()),
         })
-    }
-
-    /// Records the cold-start figures once the first invocation (which
-    /// started at `started`) is answered.
-    fn record_cold_start(&self, started: Instant) {
-        let latency = started.elapsed();
-        let since_start = started.saturating_duration_since(self.process_start) + latency;
-        let _ = self.cold_start_metrics.set(ColdStartMetrics {
-            init_ms: millis(self.ready_at.saturating_duration_since(self.process_start)),
-            model_parse_ms: millis(self.model_parse),
-            first_invoke_ms: millis(latency),
-            first_response_ms: millis(since_start),
-            model_bytes: self.model_bytes,
-        });
-    }
-
-    fn validate(&self, rows: &RowsRef<'_>) -> Result<(), LambdaError> {
-        let n_rows = rows.len();
-        if rows.is_batch() {
-            if n_rows == 0 {
-                return Err(LambdaError::EmptyBatch);
-            }
-            if n_rows > self.max_batch {
-                return Err(LambdaError::BatchTooLarge {
-                    rows: n_rows,
-                    max: self.max_batch,
-                });
-            }
-        }
-        let expected = self.model.n_features();
-        for i in 0..n_rows {
-            let row = rows.row(i);
-            let instance = rows.is_batch().then_some(i);
-            if row.len() != expected {
-                return Err(LambdaError::FeatureCount {
-                    instance,
-                    expected,
-                    found: row.len(),
-                });
-            }
-            if let Some(index) = row.iter().position(|v| !v.is_finite()) {
-                return Err(LambdaError::NonFinite { instance, index });
-            }
-        }
-        Ok(())
-    }
-
-    fn predict(&self, rows: &RowsRef<'_>) -> Result<Predictions, LambdaError> {
-        match rows {
-            RowsRef::Single(row) => {
-                let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
-                self.predict_row(row, None, &mut scratch)
-                    .map(Predictions::Single)
-            }
-            // Validated: every row has n_features values, back to back, so
-            // the whole batch goes through the matrix-matrix kernels at once.
-            RowsRef::Flat { values, row_ends } => {
-                let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
-                // The shared scratch keeps the batch's layer buffers warm
-                // across invocations: no fresh pages to fault in per batch.
-                let batch = self
-                    .model
-                    .predict_batch_with(values, row_ends.len(), &mut scratch)
-                    .map_err(|e| LambdaError::from_predict(e, None))?;
-                let mut out = Vec::with_capacity(batch.len());
-                for i in 0..batch.len() {
-                    let output = batch.row(i).ok_or_else(|| {
-                        LambdaError::InferenceError(format!(
-                            "the batch output has no row {i} of {}",
-                            batch.len()
-                        ))
-                    })?;
-                    out.push(row_prediction(&output));
-                }
-                Ok(Predictions::Batch(out))
-            }
-            RowsRef::Nested(instances) => {
-                let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
-                let mut out = Vec::with_capacity(instances.len());
-                for (i, row) in instances.iter().enumerate() {
-                    out.push(self.predict_row(row, Some(i), &mut scratch)?);
-                }
-                Ok(Predictions::Batch(out))
-            }
-        }
-    }
-
-    fn predict_row(
-        &self,
-        row: &[f32],
-        instance: Option<usize>,
-        scratch: &mut Scratch,
-    ) -> Result<RowPrediction, LambdaError> {
-        let output = self
-            .model
-            .predict(row, scratch)
-            .map_err(|e| LambdaError::from_predict(e, instance))?;
-        Ok(row_prediction(&output))
-    }
-}
-
-/// The response entry for one model output (the only per-row allocation).
-fn row_prediction(output: &Output<'_>) -> RowPrediction {
-    RowPrediction {
-        prediction: output.prediction(),
-        probabilities: output.probabilities.map(<[f32]>::to_vec),
-        outputs: output.outputs.to_vec(),
-    }
-}
-
-/// What one invocation did, for its log line.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Outcome {
-    pub(crate) kind: &'static str,
-    pub(crate) rows: usize,
-    pub(crate) cold_start: bool,
-    pub(crate) latency: Duration,
-}
-
-/// `d` in milliseconds, rounded to the microsecond.
-pub(crate) fn millis(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
-}
-
-/// A view of the rows of a request, whichever way they are stored.
-enum RowsRef<'r> {
-    Single(&'r [f32]),
-    Nested(&'r [Vec<f32>]),
-    Flat {
-        values: &'r [f32],
-        row_ends: &'r [usize],
-    },
-}
-
-impl<'r> RowsRef<'r> {
-    fn from_rows(rows: &'r Rows) -> Self {
-        match rows {
-            Rows::Single(features) => RowsRef::Single(features),
-            Rows::Batch { values, row_ends } => RowsRef::Flat { values, row_ends },
-        }
-    }
-
-    fn is_batch(&self) -> bool {
-        !matches!(self, RowsRef::Single(_))
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            RowsRef::Single(_) => 1,
-            RowsRef::Nested(rows) => rows.len(),
-            RowsRef::Flat { row_ends, .. } => row_ends.len(),
-        }
-    }
-
-    /// Row `i`; empty when out of range (callers iterate `0..len()`).
-    fn row(&self, i: usize) -> &'r [f32] {
-        match self {
-            RowsRef::Single(row) => row,
-            RowsRef::Nested(rows) => rows.get(i).map_or(&[], Vec::as_slice),
-            RowsRef::Flat { values, row_ends } => {
-                let start = match i.checked_sub(1) {
-                    Some(prev) => row_ends.get(prev).copied().unwrap_or(0),
-                    None => 0,
-                };
-                let end = row_ends.get(i).copied().unwrap_or(start);
-                values.get(start..end).unwrap_or(&[])
-            }
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lambda::events::InvocationResponse;
     use crate::model::Prediction;
 
     static LINEAR: &[u8] = include_bytes!("../../tests/fixtures/linear_regression.v2.apr");
@@ -460,9 +318,13 @@ mod tests {
     }
 
     fn single(features: &[f32]) -> LambdaRequest {
-        LambdaRequest::Single {
-            features: features.to_vec(),
-        }
+        LambdaRequest::single(features.to_vec())
+    }
+
+    /// The response as the caller sees it: through its JSON text.
+    fn json(r: Result<InvocationResponse, LambdaError>) -> serde_json::Value {
+        let text = serde_json::to_string(&r.unwrap_or_else(|e| panic!("{e}"))).unwrap_or_default();
+        serde_json::from_str(&text).unwrap_or_default()
     }
 
     #[test]
@@ -524,33 +386,9 @@ mod tests {
     }
 
     #[test]
-    fn batches_answer_every_row_in_order() {
-        let h = handler(MULTICLASS);
-        let rows = vec![vec![5.1, 3.5, 1.4, 0.2], vec![6.7, 3.0, 5.2, 2.3]];
-        let response = h
-            .handle(&LambdaRequest::Batch {
-                instances: rows.clone(),
-            })
-            .unwrap_or_else(|e| panic!("{e}"));
-        let Predictions::Batch(batch) = &response.predictions else {
-            panic!("{response:?}")
-        };
-        assert_eq!(batch.len(), 2);
-        for (row, answer) in rows.iter().zip(batch) {
-            let alone = h.handle(&single(row)).unwrap_or_else(|e| panic!("{e}"));
-            let Predictions::Single(expected) = alone.predictions else {
-                panic!()
-            };
-            assert_eq!(answer.prediction, expected.prediction);
-            assert!(matches!(answer.prediction, Prediction::Class(_)));
-            let p = answer.probabilities.as_deref().unwrap_or_default();
-            assert_eq!(p.len(), 3);
-            assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
-        }
-    }
-
-    #[test]
-    fn decoded_batches_match_row_by_row_predictions() {
+    fn every_entry_point_gives_the_same_numbers() {
+        // A batch through `handle` and the same batch as a raw event and as
+        // an HTTP body answer identical predictions: one path.
         for bytes in [LINEAR, MULTICLASS] {
             let h = handler(bytes);
             let n = h.model().n_features();
@@ -562,27 +400,41 @@ mod tests {
                 })
                 .collect();
             let event = serde_json::json!({ "instances": rows }).to_string();
-            let (response, _) = h.respond(event.as_bytes());
-            let Ok(InvocationResponse::Direct(LambdaResponse {
-                predictions: Predictions::Batch(batch),
-                ..
-            })) = response
-            else {
-                panic!("{response:?}")
+            let handled = h
+                .handle(&LambdaRequest::batch(&rows))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let direct = json(h.respond(event.as_bytes()));
+            let http_event = serde_json::json!({"requestContext": {}, "body": event}).to_string();
+            let http = json(h.respond(http_event.as_bytes()));
+            let http_body: serde_json::Value =
+                serde_json::from_str(http["body"].as_str().unwrap_or_default()).unwrap_or_default();
+            let handled: serde_json::Value =
+                serde_json::from_str(&serde_json::to_string(&handled).unwrap_or_default())
+                    .unwrap_or_default();
+            assert_eq!(handled["predictions"], direct["predictions"]);
+            assert_eq!(handled["predictions"], http_body["predictions"]);
+            assert_eq!(direct["predictions"].as_array().map(Vec::len), Some(7));
+        }
+    }
+
+    #[test]
+    fn batch_rows_match_single_rows() {
+        let h = handler(MULTICLASS);
+        let rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]];
+        let response = h
+            .handle(&LambdaRequest::batch(rows))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Predictions::Batch(batch) = &response.predictions else {
+            panic!("{response:?}")
+        };
+        for (row, answer) in rows.iter().zip(batch) {
+            let alone = h.handle(&single(row)).unwrap_or_else(|e| panic!("{e}"));
+            let Predictions::Single(expected) = alone.predictions else {
+                panic!()
             };
-            assert_eq!(batch.len(), rows.len());
-            for (row, from_batch) in rows.iter().zip(&batch) {
-                let alone = h.handle(&single(row)).unwrap_or_else(|e| panic!("{e}"));
-                let Predictions::Single(alone) = alone.predictions else {
-                    panic!()
-                };
-                assert_eq!(alone.outputs.len(), from_batch.outputs.len());
-                for (a, b) in alone.outputs.iter().zip(&from_batch.outputs) {
-                    assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{a} vs {b}");
-                }
-                if let Prediction::Class(c) = alone.prediction {
-                    assert_eq!(from_batch.prediction, Prediction::Class(c));
-                }
+            assert_eq!(answer.prediction, expected.prediction);
+            for (a, b) in answer.outputs.iter().zip(&expected.outputs) {
+                assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{a} vs {b}");
             }
         }
     }
@@ -593,17 +445,10 @@ mod tests {
         let cases: Vec<(LambdaRequest, &str)> = vec![
             (single(&[1.0, 2.0]), "FeatureCount"),
             (single(&[1.0, f32::NAN, 3.0]), "NonFinite"),
-            (LambdaRequest::Batch { instances: vec![] }, "EmptyBatch"),
+            (LambdaRequest::batch(Vec::<Vec<f32>>::new()), "EmptyBatch"),
+            (LambdaRequest::batch(vec![vec![0.0; 3]; 3]), "BatchTooLarge"),
             (
-                LambdaRequest::Batch {
-                    instances: vec![vec![0.0; 3]; 3],
-                },
-                "BatchTooLarge",
-            ),
-            (
-                LambdaRequest::Batch {
-                    instances: vec![vec![0.0; 3], vec![f32::INFINITY, 0.0, 0.0]],
-                },
+                LambdaRequest::batch([[0.0; 3], [f32::INFINITY, 0.0, 0.0]]),
                 "NonFinite",
             ),
         ];
@@ -614,37 +459,114 @@ mod tests {
             }
         }
         let err = h
-            .handle(&LambdaRequest::Batch {
-                instances: vec![vec![0.0; 3], vec![1.0; 4]],
-            })
+            .handle(&LambdaRequest::batch([&[0.0; 3][..], &[1.0; 4][..]]))
             .err()
             .map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
             Some("instance 1 has 4 features, but the model takes 3")
         );
+        let err = h
+            .handle(&LambdaRequest::batch([[0.0; 3], [1.0, 2.0, f32::NAN]]))
+            .err();
+        assert!(matches!(
+            err,
+            Some(LambdaError::NonFinite {
+                instance: Some(1),
+                index: 2
+            })
+        ));
+    }
+
+    #[test]
+    fn huge_finite_features_are_non_finite_outputs_not_answers() {
+        let h = handler(LINEAR);
+        let r = h.respond(br#"{"features":[3e38,3e38,3e38]}"#);
+        assert!(
+            matches!(r, Err(LambdaError::NonFiniteOutput { instance: None, .. })),
+            "{r:?}"
+        );
+        let r = h.respond(br#"{"instances":[[1,1,1],[3e38,3e38,3e38]]}"#);
+        assert!(
+            matches!(
+                r,
+                Err(LambdaError::NonFiniteOutput {
+                    instance: Some(1),
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+        // 1e400 is valid JSON: a non-finite feature, named.
+        let r = h.respond(br#"{"features":[1,1e400,1]}"#);
+        assert!(
+            matches!(
+                r,
+                Err(LambdaError::NonFinite {
+                    instance: None,
+                    index: 1
+                })
+            ),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn the_default_batch_limit_fits_the_response_limit() {
+        let h = handler(MULTICLASS);
+        assert_eq!(h.max_batch(), 10_000);
+        let rows = vec![[1e30f32, -1e30, 1e-30, 5.0]; 10_000];
+        let event = serde_json::json!({ "instances": rows }).to_string();
+        for raw in [
+            event.clone(),
+            serde_json::json!({"requestContext": {}, "body": event}).to_string(),
+        ] {
+            let r = h.respond(raw.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!r.is_http_error());
+            let bytes = serde_json::to_vec(&r).map(|v| v.len()).unwrap_or(usize::MAX);
+            assert!(bytes <= limits::MAX_RESPONSE_BYTES, "{bytes}");
+        }
+    }
+
+    #[test]
+    fn responses_over_the_limit_are_refused() {
+        // Far above the default limit: the answer would exceed 6 MB.
+        let h = handler(MULTICLASS).with_max_batch(100_000);
+        let rows = vec![[0.1f32, 0.2, 0.3, 0.4]; 60_000];
+        let event = serde_json::json!({ "instances": rows }).to_string();
+        match h.respond(event.as_bytes()) {
+            Err(LambdaError::ResponseTooLarge { rows, max_rows, .. }) => {
+                assert_eq!(rows, 60_000);
+                assert!(max_rows < 60_000 && max_rows > 10_000, "{max_rows}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let http = serde_json::json!({"requestContext": {}, "body": event}).to_string();
+        let r = json(h.respond(http.as_bytes()));
+        assert_eq!(r["statusCode"], 413);
+        assert!(r["body"].as_str().is_some_and(|b| b.contains("ResponseTooLarge")));
     }
 
     #[test]
     fn raw_events_are_answered_in_all_three_shapes() {
         let h = handler(LINEAR);
-        let (r, outcome) = h.respond(br#"{"features":[1,2,3]}"#);
+        let (r, outcome) = h.respond_with_outcome(br#"{"features":[1,2,3]}"#);
         assert!(outcome.cold_start);
         assert_eq!(outcome.kind, "single");
-        let json = serde_json::to_value(r.unwrap_or_else(|e| panic!("{e}"))).unwrap_or_default();
-        assert!(json["prediction"].is_number(), "{json}");
-        assert_eq!(json["outputs"].as_array().map(Vec::len), Some(1));
-        assert_eq!(json["cold_start"], true);
-        assert!(json.get("probabilities").is_none());
+        let v = json(r);
+        assert!(v["prediction"].is_number(), "{v}");
+        assert_eq!(v["outputs"].as_array().map(Vec::len), Some(1));
+        assert_eq!(v["cold_start"], true);
+        assert!(v.get("probabilities").is_none());
 
-        let (r, outcome) = h.respond(br#"{"instances":[[1,2,3],[0,0,0]]}"#);
+        let (r, outcome) = h.respond_with_outcome(br#"{"instances":[[1,2,3],[0,0,0]]}"#);
         assert!(!outcome.cold_start);
         assert_eq!(outcome.rows, 2);
-        let json = serde_json::to_value(r.unwrap_or_else(|e| panic!("{e}"))).unwrap_or_default();
-        assert_eq!(json["predictions"].as_array().map(Vec::len), Some(2));
-        assert_eq!(json["cold_start"], false);
+        let v = json(r);
+        assert_eq!(v["predictions"].as_array().map(Vec::len), Some(2));
+        assert_eq!(v["cold_start"], false);
 
-        let (r, _) = h.respond(
+        let r = h.respond(
             br#"{"requestContext":{"http":{"method":"POST"}},"body":"{\"features\":[1,2,3]}","isBase64Encoded":false}"#,
         );
         let Ok(InvocationResponse::Http(http)) = r else {
@@ -654,14 +576,49 @@ mod tests {
         let body: serde_json::Value = serde_json::from_str(&http.body).unwrap_or_default();
         assert!(body["prediction"].is_number());
 
-        let (r, _) = h.respond(br#"{"requestContext":{},"body":"{\"features\":[1,2]}"}"#);
-        let Ok(InvocationResponse::Http(http)) = r else {
-            panic!("{r:?}")
-        };
-        assert_eq!(http.status_code, 400);
-        assert!(http.body.contains("FeatureCount"), "{}", http.body);
+        for (event, status, error_type) in [
+            (&br#"{"requestContext":{},"body":"{\"features\":[1,2]}"}"#[..], 400, "FeatureCount"),
+            (br#"{"requestContext":{},"body":"x","isBase64Encoded":"no"}"#, 400, "MalformedEvent"),
+            (br#"{"requestContext":{},"body":{"features":[1,2,3]}}"#, 400, "MalformedEvent"),
+            (br#"{"requestContext":{},"body":7}"#, 400, "MalformedEvent"),
+        ] {
+            let r = h.respond(event);
+            let Ok(InvocationResponse::Http(http)) = r else {
+                panic!("{r:?}")
+            };
+            assert_eq!(http.status_code, status);
+            assert!(http.body.contains(error_type), "{}", http.body);
+        }
 
-        let (r, _) = h.respond(b"{oops");
+        let r = h.respond(b"{oops");
         assert!(matches!(r, Err(LambdaError::MalformedEvent { .. })));
+    }
+
+    #[test]
+    fn concurrent_invocations_answer_their_own_rows() {
+        let h = handler(MULTICLASS);
+        let expected: Vec<serde_json::Value> = (0..16)
+            .map(|i| {
+                let row = [i as f32 * 0.5, 3.0, 1.0 + i as f32 * 0.2, 0.5];
+                serde_json::to_value(h.handle(&single(&row)).map(|r| r.predictions).ok())
+                    .unwrap_or_default()
+            })
+            .collect();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (h, expected) = (&h, &expected);
+                s.spawn(move || {
+                    for round in 0..200 {
+                        let i = (round * 7 + t) % 16;
+                        let row = [i as f32 * 0.5, 3.0, 1.0 + i as f32 * 0.2, 0.5];
+                        let got = serde_json::to_value(
+                            h.handle(&single(&row)).map(|r| r.predictions).ok(),
+                        )
+                        .unwrap_or_default();
+                        assert_eq!(got, expected[i]);
+                    }
+                });
+            }
+        });
     }
 }

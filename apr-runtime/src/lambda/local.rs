@@ -1,10 +1,12 @@
 //! Local mode: when `AWS_LAMBDA_RUNTIME_API` is unset, answer events given
 //! as arguments or as JSON lines on stdin, print the responses, and exit.
 
+use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
 
-use super::events::error_json;
 use super::handler::LambdaHandler;
+use super::metrics::millis;
+use super::response::error_json;
 
 /// How a local run went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,11 +19,12 @@ pub(crate) struct LocalSummary {
 
 /// Answers the events in `args` (or, when there are none, one JSON event per
 /// non-blank line of `input`), writing one JSON response per line to `out`.
-/// `--help` / `-h` prints the usage instead.
+/// `--help` / `-h` prints the usage instead. Every event is answered, even
+/// one that is not UTF-8 (a `MalformedEvent` error line).
 pub(crate) fn run_local(
     handler: &LambdaHandler,
     program: &str,
-    args: &[String],
+    args: &[OsString],
     input: &mut dyn BufRead,
     out: &mut dyn Write,
 ) -> std::io::Result<LocalSummary> {
@@ -34,20 +37,21 @@ pub(crate) fn run_local(
         return Ok(summary);
     }
     if args.is_empty() {
-        let mut line = String::new();
+        let mut line = Vec::new();
         loop {
             line.clear();
-            if input.read_line(&mut line)? == 0 {
+            if input.read_until(b'\n', &mut line)? == 0 {
                 break;
             }
-            if line.trim().is_empty() {
+            let event = line.trim_ascii();
+            if event.is_empty() {
                 continue;
             }
-            answer(handler, line.trim().as_bytes(), out, &mut summary)?;
+            answer(handler, event, out, &mut summary)?;
         }
     } else {
         for event in args {
-            answer(handler, event.as_bytes(), out, &mut summary)?;
+            answer(handler, event.as_encoded_bytes(), out, &mut summary)?;
         }
     }
     Ok(summary)
@@ -59,7 +63,13 @@ fn answer(
     out: &mut dyn Write,
     summary: &mut LocalSummary,
 ) -> std::io::Result<()> {
-    let (result, outcome) = handler.respond(event);
+    let (result, outcome) = match std::str::from_utf8(event) {
+        Ok(_) => handler.respond_with_outcome(event),
+        Err(e) => handler.respond_unreadable(format!(
+            "the event is not valid UTF-8 ({e}; {} bytes); events are JSON",
+            event.len()
+        )),
+    };
     summary.events += 1;
     let line = match &result {
         Ok(response) => {
@@ -77,7 +87,7 @@ fn answer(
         event = outcome.kind,
         rows = outcome.rows,
         cold_start = outcome.cold_start,
-        latency_ms = super::handler::millis(outcome.latency),
+        latency_ms = millis(outcome.latency),
         "local invocation"
     );
     writeln!(out, "{line}")?;
@@ -137,7 +147,7 @@ mod tests {
 
     fn run(args: &[&str], stdin: &str) -> (LocalSummary, Vec<serde_json::Value>, String) {
         let handler = LambdaHandler::from_bytes(LINEAR).unwrap_or_else(|e| panic!("{e}"));
-        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
         let mut out = Vec::new();
         let summary = run_local(
             &handler,
@@ -182,6 +192,45 @@ mod tests {
         );
         assert_eq!(lines[1]["cold_start"], false);
         assert!(lines[1]["predictions"].is_array());
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_answered_and_the_run_goes_on() {
+        let handler = LambdaHandler::from_bytes(LINEAR).unwrap_or_else(|e| panic!("{e}"));
+        let mut stdin = b"{\"features\":[1,2,3]}\n\xff\xfe{\n{\"features\":[1,2,3]}\n".to_vec();
+        stdin.extend_from_slice(b"{\"features\":[1,\"\xc3\"]}\n");
+        let mut out = Vec::new();
+        let summary = run_local(
+            &handler,
+            "bootstrap",
+            &[],
+            &mut std::io::Cursor::new(stdin),
+            &mut out,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(summary, LocalSummary { events: 4, failed: 2 });
+        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[1]["errorType"], "MalformedEvent");
+        assert!(lines[1]["errorMessage"].as_str().is_some_and(|m| m.contains("UTF-8")));
+        assert!(lines[2]["prediction"].is_number());
+        assert_eq!(lines[3]["errorType"], "MalformedEvent");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn arguments_that_are_not_utf8_are_answered() {
+        use std::os::unix::ffi::OsStringExt as _;
+        let handler = LambdaHandler::from_bytes(LINEAR).unwrap_or_else(|e| panic!("{e}"));
+        let args = [OsString::from_vec(vec![0xff, b'{']), OsString::from("{\"features\":[1,2,3]}")];
+        let mut out = Vec::new();
+        let summary = run_local(&handler, "bootstrap", &args, &mut std::io::empty(), &mut out)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(summary, LocalSummary { events: 2, failed: 1 });
+        assert!(String::from_utf8_lossy(&out).contains("not valid UTF-8"));
     }
 
     #[test]

@@ -13,14 +13,34 @@
 //! softmax-ended networks, the value for one output, and the output array
 //! otherwise. Failures are Lambda error responses whose `errorType` is the
 //! [`LambdaError`] variant name (`MalformedEvent`, `FeatureCount`,
-//! `NonFinite`, `EmptyBatch`, `BatchTooLarge`, ...); for HTTP events they are
-//! status 400 (or 500) responses with that error object as the body.
+//! `NonFinite`, `NonFiniteOutput`, `EmptyBatch`, `BatchTooLarge`,
+//! `ResponseTooLarge`, ...); for HTTP events they are status 400, 413 or
+//! 500 responses with that error object as the body. Error messages quote
+//! at most a short excerpt of the input, so a hostile event costs no more
+//! than it sends.
 //!
-//! [`serve`] runs the handler on `lambda_runtime` with a current-thread tokio
-//! runtime, writing one structured log line per invocation and the
-//! cold-start figures once as a CloudWatch Embedded Metric Format line. When
-//! `AWS_LAMBDA_RUNTIME_API` is unset it runs in local mode instead: events
-//! come from the arguments or from stdin, one JSON object per line.
+//! A request takes one path whatever its entry point (Lambda, Managed
+//! Instances, local mode, the CLI, [`LambdaHandler::handle`]):
+//!
+//! ```text
+//! raw event ─(request)─▶ LambdaRequest ─(one shape check, one predict call)─▶ LambdaResponse ─(response: size check)─▶ JSON
+//! ```
+//!
+//! One file per job: `request.rs` decodes, `handler.rs` predicts,
+//! `response.rs` shapes and bounds the answer, `metrics.rs` keeps the clock,
+//! the cold-start record and the log lines, `runtime.rs` wires
+//! `lambda_runtime` (concurrency, supervision, SIGTERM), `local.rs` is local
+//! mode.
+//!
+//! [`serve`] runs the handler on `lambda_runtime`. With
+//! `AWS_LAMBDA_MAX_CONCURRENCY` above 1 (Lambda Managed Instances) it serves
+//! that many invocations at once on a multi-thread tokio runtime; otherwise
+//! one at a time on a current-thread runtime. It writes one structured log
+//! line per invocation and the cold-start figures once, as a CloudWatch
+//! Embedded Metric Format line; on SIGTERM it answers the invocations in
+//! flight and returns. When `AWS_LAMBDA_RUNTIME_API` is unset it runs in
+//! local mode instead: events come from the arguments or from stdin, one
+//! JSON object per line.
 //!
 //! ```no_run
 //! use apr_runtime::lambda::{serve, LambdaHandler};
@@ -34,19 +54,23 @@
 //! ```
 
 mod error;
-mod events;
 mod handler;
 mod local;
-mod serve;
+mod metrics;
+mod request;
+mod response;
+mod runtime;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 pub use error::{ErrorBody, LambdaError};
-pub use events::{
-    HttpHeaders, HttpResponse, InvocationResponse, LambdaRequest, LambdaResponse, Predictions,
-    RowPrediction,
+pub use handler::LambdaHandler;
+pub use metrics::ColdStartMetrics;
+pub use request::LambdaRequest;
+pub use response::{
+    HttpHeaders, HttpResponse, InvocationResponse, LambdaResponse, Predictions, RowPrediction,
 };
-pub use handler::{ColdStartMetrics, LambdaHandler, DEFAULT_MAX_BATCH};
 
 /// The error type of [`serve`] (`lambda_runtime`'s boxed error).
 pub type Error = lambda_runtime::Error;
@@ -54,17 +78,18 @@ pub type Error = lambda_runtime::Error;
 /// Serves `handler`: on the Lambda Runtime API when `AWS_LAMBDA_RUNTIME_API`
 /// is set, in local mode otherwise (see the [module docs](self)).
 ///
-/// It blocks: in Lambda mode it runs `lambda_runtime` on its own
-/// current-thread tokio runtime until the runtime stops; call it from a
-/// synchronous `main` (inside a tokio runtime it returns an error).
+/// It blocks: in Lambda mode it runs `lambda_runtime` on its own tokio
+/// runtime until SIGTERM; call it from a synchronous `main` (inside a tokio
+/// runtime it returns an error).
 ///
 /// # Errors
-/// In Lambda mode, when the Runtime API fails or a required
-/// `AWS_LAMBDA_*` variable is missing. In local mode, when any event was
-/// answered with an error, or stdin/stdout fail.
+/// In Lambda mode, when a required `AWS_LAMBDA_*` variable is missing (also
+/// posted to `/runtime/init/error`) or the Runtime API keeps failing. In
+/// local mode, when any event was answered with an error, or stdin/stdout
+/// fail.
 pub fn serve(handler: LambdaHandler) -> Result<(), Error> {
-    if serve::is_lambda_mode() {
-        return serve::serve_lambda(&handler);
+    if runtime::is_lambda_mode() {
+        return runtime::serve_lambda(Arc::new(handler));
     }
     let summary = serve_local(&handler)?;
     if summary.failed > 0 {
@@ -75,16 +100,18 @@ pub fn serve(handler: LambdaHandler) -> Result<(), Error> {
 
 /// Local mode on the real arguments, stdin and stdout.
 fn serve_local(handler: &LambdaHandler) -> std::io::Result<local::LocalSummary> {
-    let mut argv = std::env::args();
-    let program = argv.next().unwrap_or_else(|| "bootstrap".to_owned());
-    let args: Vec<String> = argv.collect();
+    let mut argv = std::env::args_os();
+    let program = argv
+        .next()
+        .map_or_else(|| "bootstrap".to_owned(), |p| p.to_string_lossy().into_owned());
+    let args: Vec<std::ffi::OsString> = argv.collect();
     if args.is_empty() && local::stdin_is_terminal() {
         eprintln!(
             "{program}: local mode (AWS_LAMBDA_RUNTIME_API is unset): reading one JSON event per line from stdin; try --help"
         );
     }
-    if std::env::var_os("RUST_LOG").is_some() && !tracing::dispatcher::has_been_set() {
-        lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr);
+    if std::env::var_os("RUST_LOG").is_some() {
+        runtime::init_subscriber(std::io::stderr);
     }
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
@@ -110,13 +137,13 @@ fn serve_local(handler: &LambdaHandler) -> std::io::Result<local::LocalSummary> 
 /// }
 /// ```
 pub fn report_init_error(err: &LambdaError) {
-    serve::report_init_error(err.error_type(), &err.to_string());
+    runtime::report_init_error(err.error_type(), &err.to_string());
 }
 
 /// [`serve`], reporting the outcome as an exit status instead.
-fn serve_to_exit_code(handler: &LambdaHandler) -> ExitCode {
-    if serve::is_lambda_mode() {
-        return match serve::serve_lambda(handler) {
+fn serve_to_exit_code(handler: LambdaHandler) -> ExitCode {
+    if runtime::is_lambda_mode() {
+        return match runtime::serve_lambda(Arc::new(handler)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -124,7 +151,7 @@ fn serve_to_exit_code(handler: &LambdaHandler) -> ExitCode {
             }
         };
     }
-    match serve_local(handler) {
+    match serve_local(&handler) {
         Ok(summary) if summary.failed == 0 => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
         Err(e) => {
@@ -142,34 +169,32 @@ pub mod __private {
     use std::process::ExitCode;
     use std::time::Instant;
 
-    pub use super::handler::DEFAULT_MAX_BATCH;
-    use super::{serve, LambdaHandler};
+    use super::{runtime, LambdaHandler};
 
     /// Stamps the process start (the first call wins); the generated `main`
     /// calls it first thing, so the cold-start figures start there.
     pub fn process_start() -> Instant {
-        super::handler::mark_process_start()
+        super::metrics::mark_process_start()
     }
 
     /// The serving configuration the attribute's arguments build.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub struct Config {
-        /// The most rows per batch event (`max_batch = N`).
-        pub max_batch: usize,
+        /// The most rows per batch event (`max_batch = N`); `None` for the
+        /// model's default ([`crate::limits::default_max_batch`]).
+        pub max_batch: Option<usize>,
     }
 
     impl Config {
-        /// The defaults: `max_batch` = [`DEFAULT_MAX_BATCH`].
+        /// The defaults: `max_batch` derived from the model.
         pub const fn new() -> Self {
-            Config {
-                max_batch: DEFAULT_MAX_BATCH,
-            }
+            Config { max_batch: None }
         }
 
         /// Sets `max_batch`.
         #[must_use]
         pub const fn max_batch(mut self, n: usize) -> Self {
-            self.max_batch = n;
+            self.max_batch = Some(n);
             self
         }
     }
@@ -186,21 +211,24 @@ pub mod __private {
     pub fn run(bytes: &'static [u8], config: Config) -> ExitCode {
         process_start();
         match LambdaHandler::from_embedded(bytes) {
-            Ok(handler) => super::serve_to_exit_code(&handler.with_max_batch(config.max_batch)),
+            Ok(handler) => super::serve_to_exit_code(match config.max_batch {
+                Some(n) => handler.with_max_batch(n),
+                None => handler,
+            }),
             Err(err) => {
-                serve::report_init_error(err.error_type(), &err.to_string());
+                runtime::report_init_error(err.error_type(), &err.to_string());
                 ExitCode::FAILURE
             }
         }
     }
 
-    /// Runs an async `main` body on the current-thread tokio runtime that
-    /// [`run`] then serves on (so tasks it spawns keep running).
+    /// Runs an async `main` body on the tokio runtime that [`run`] then
+    /// serves on (so tasks it spawns keep running).
     pub fn block_on<F: Future>(future: F) -> F::Output {
-        match serve::block_on(future) {
+        match runtime::block_on(future) {
             Ok(output) => output,
             Err(e) => {
-                serve::report_init_error(
+                runtime::report_init_error(
                     "Runtime",
                     &format!("the tokio runtime could not be built: {e}"),
                 );
@@ -213,7 +241,7 @@ pub mod __private {
     /// and posted to `/runtime/init/error` in Lambda mode); returns the
     /// failure exit status.
     pub fn body_failed<E: std::fmt::Debug>(err: E) -> ExitCode {
-        serve::report_init_error("InitError", &format!("the main body failed: {err:?}"));
+        runtime::report_init_error("InitError", &format!("the main body failed: {err:?}"));
         ExitCode::FAILURE
     }
 }

@@ -6,7 +6,7 @@ use std::io::Read as _;
 use std::path::Path;
 
 use apr_runtime::format::v1;
-use apr_runtime::lambda::{LambdaHandler, LambdaRequest, Predictions};
+use apr_runtime::lambda::{InvocationResponse, LambdaHandler};
 
 use crate::{read_file, Failure};
 
@@ -34,20 +34,25 @@ pub(crate) fn run(model_path: &Path, input: Option<&Path>) -> Result<(), Failure
         }
     };
     let source = input.map_or_else(|| "stdin".to_string(), |p| p.display().to_string());
-    let request: LambdaRequest = serde_json::from_slice(&event).map_err(|e| {
-        Failure::input(format!(
-            "the event in {source} must be {{\"features\": [numbers]}} or {{\"instances\": [[numbers], ...]}}: {e}"
-        ))
-    })?;
-    let response = handler
-        .handle(&request)
-        .map_err(|e| Failure::input(format!("the event in {source}: {e}")))?;
-    // The Lambda's response without its timing fields (`cold_start`,
-    // `latency_ms`), so the output is the same on every run.
-    let printed = match &response.predictions {
-        Predictions::Single(row) => serde_json::to_string(row),
-        Predictions::Batch(rows) => {
-            serde_json::to_string(rows).map(|rows| format!("{{\"predictions\":{rows}}}"))
+    // The one request path of the Lambda handler: the same decoding, checks
+    // and numbers as a deployed function.
+    let printed = match handler.respond(&event) {
+        // The Lambda's response without its timing fields (`cold_start`,
+        // `latency_ms`), so the output is the same on every run.
+        Ok(InvocationResponse::Direct(response)) => serde_json::to_string(&response.predictions),
+        Ok(InvocationResponse::Http(http)) if http.status_code >= 400 => {
+            return Err(Failure::input(format!(
+                "the event in {source}: HTTP {}: {}",
+                http.status_code, http.body
+            )))
+        }
+        Ok(InvocationResponse::Http(http)) => Ok(http.body),
+        Err(e) => {
+            return Err(Failure::input(format!(
+                "the event in {source}: {} ({})",
+                e,
+                e.error_type()
+            )))
         }
     }
     .map_err(|e| Failure::input(format!("cannot print the response: {e}")))?;
