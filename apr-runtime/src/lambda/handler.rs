@@ -9,8 +9,7 @@ use super::error::LambdaError;
 use super::metrics::{self, ColdStart, ColdStartMetrics, Outcome};
 use super::request::{decode_event, Event, LambdaRequest};
 use super::response::{
-    check_direct_size, HttpResponse, InvocationResponse, LambdaResponse, Predictions,
-    RowPrediction,
+    check_direct_size, HttpResponse, InvocationResponse, LambdaResponse, Predictions, RowPrediction,
 };
 use crate::format::{AprFile, ParseOptions, MAGIC};
 use crate::limits;
@@ -523,7 +522,9 @@ mod tests {
         ] {
             let r = h.respond(raw.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
             assert!(!r.is_http_error());
-            let bytes = serde_json::to_vec(&r).map(|v| v.len()).unwrap_or(usize::MAX);
+            let bytes = serde_json::to_vec(&r)
+                .map(|v| v.len())
+                .unwrap_or(usize::MAX);
             assert!(bytes <= limits::MAX_RESPONSE_BYTES, "{bytes}");
         }
     }
@@ -544,7 +545,9 @@ mod tests {
         let http = serde_json::json!({"requestContext": {}, "body": event}).to_string();
         let r = json(h.respond(http.as_bytes()));
         assert_eq!(r["statusCode"], 413);
-        assert!(r["body"].as_str().is_some_and(|b| b.contains("ResponseTooLarge")));
+        assert!(r["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("ResponseTooLarge")));
     }
 
     #[test]
@@ -577,9 +580,21 @@ mod tests {
         assert!(body["prediction"].is_number());
 
         for (event, status, error_type) in [
-            (&br#"{"requestContext":{},"body":"{\"features\":[1,2]}"}"#[..], 400, "FeatureCount"),
-            (br#"{"requestContext":{},"body":"x","isBase64Encoded":"no"}"#, 400, "MalformedEvent"),
-            (br#"{"requestContext":{},"body":{"features":[1,2,3]}}"#, 400, "MalformedEvent"),
+            (
+                &br#"{"requestContext":{},"body":"{\"features\":[1,2]}"}"#[..],
+                400,
+                "FeatureCount",
+            ),
+            (
+                br#"{"requestContext":{},"body":"x","isBase64Encoded":"no"}"#,
+                400,
+                "MalformedEvent",
+            ),
+            (
+                br#"{"requestContext":{},"body":{"features":[1,2,3]}}"#,
+                400,
+                "MalformedEvent",
+            ),
             (br#"{"requestContext":{},"body":7}"#, 400, "MalformedEvent"),
         ] {
             let r = h.respond(event);

@@ -208,14 +208,22 @@ mod tests {
             &mut out,
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(summary, LocalSummary { events: 4, failed: 2 });
+        assert_eq!(
+            summary,
+            LocalSummary {
+                events: 4,
+                failed: 2
+            }
+        );
         let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out)
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
         assert_eq!(lines.len(), 4);
         assert_eq!(lines[1]["errorType"], "MalformedEvent");
-        assert!(lines[1]["errorMessage"].as_str().is_some_and(|m| m.contains("UTF-8")));
+        assert!(lines[1]["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("UTF-8")));
         assert!(lines[2]["prediction"].is_number());
         assert_eq!(lines[3]["errorType"], "MalformedEvent");
     }
@@ -225,11 +233,26 @@ mod tests {
     fn arguments_that_are_not_utf8_are_answered() {
         use std::os::unix::ffi::OsStringExt as _;
         let handler = LambdaHandler::from_bytes(LINEAR).unwrap_or_else(|e| panic!("{e}"));
-        let args = [OsString::from_vec(vec![0xff, b'{']), OsString::from("{\"features\":[1,2,3]}")];
+        let args = [
+            OsString::from_vec(vec![0xff, b'{']),
+            OsString::from("{\"features\":[1,2,3]}"),
+        ];
         let mut out = Vec::new();
-        let summary = run_local(&handler, "bootstrap", &args, &mut std::io::empty(), &mut out)
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(summary, LocalSummary { events: 2, failed: 1 });
+        let summary = run_local(
+            &handler,
+            "bootstrap",
+            &args,
+            &mut std::io::empty(),
+            &mut out,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            summary,
+            LocalSummary {
+                events: 2,
+                failed: 1
+            }
+        );
         assert!(String::from_utf8_lossy(&out).contains("not valid UTF-8"));
     }
 

@@ -110,10 +110,7 @@ pub(crate) struct Outcome {
 /// `AWS_LAMBDA_LOG_FORMAT=JSON`); inside `lambda_runtime`'s request span,
 /// which carries the request id, the X-Ray trace id and the tenant id.
 /// Error messages are bounded, so the line is too.
-pub(crate) fn log_invocation(
-    outcome: &Outcome,
-    result: &Result<InvocationResponse, LambdaError>,
-) {
+pub(crate) fn log_invocation(outcome: &Outcome, result: &Result<InvocationResponse, LambdaError>) {
     let latency_ms = millis(outcome.latency);
     match result {
         Ok(InvocationResponse::Http(http)) if http.status_code >= 400 => tracing::warn!(
@@ -217,7 +214,9 @@ mod tests {
     fn exactly_one_invocation_is_the_cold_start_across_threads() {
         let cold = ColdStart::new(Instant::now(), Duration::ZERO, 1);
         let winners: usize = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..8).map(|_| s.spawn(|| usize::from(cold.begin()))).collect();
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| usize::from(cold.begin())))
+                .collect();
             handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
         });
         assert_eq!(winners, 1);

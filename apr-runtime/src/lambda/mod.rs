@@ -101,9 +101,10 @@ pub fn serve(handler: LambdaHandler) -> Result<(), Error> {
 /// Local mode on the real arguments, stdin and stdout.
 fn serve_local(handler: &LambdaHandler) -> std::io::Result<local::LocalSummary> {
     let mut argv = std::env::args_os();
-    let program = argv
-        .next()
-        .map_or_else(|| "bootstrap".to_owned(), |p| p.to_string_lossy().into_owned());
+    let program = argv.next().map_or_else(
+        || "bootstrap".to_owned(),
+        |p| p.to_string_lossy().into_owned(),
+    );
     let args: Vec<std::ffi::OsString> = argv.collect();
     if args.is_empty() && local::stdin_is_terminal() {
         eprintln!(

@@ -125,7 +125,11 @@ impl LambdaRequest {
     /// features and a batch limit of `max_batch` rows: the one validation
     /// every entry point goes through (values are checked for finiteness by
     /// the model itself, which reports the row and feature).
-    pub(crate) fn check_shape(&self, n_features: usize, max_batch: usize) -> Result<(), LambdaError> {
+    pub(crate) fn check_shape(
+        &self,
+        n_features: usize,
+        max_batch: usize,
+    ) -> Result<(), LambdaError> {
         if self.batch {
             if self.row_ends.is_empty() {
                 return Err(LambdaError::EmptyBatch);
@@ -532,7 +536,10 @@ impl<'de, T: LooseValue<'de>> Deserialize<'de> for Loose<T> {
                 Ok(Loose::Value(None))
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(T::from_bool(v).map_or(Loose::WrongType("a boolean"), |v| Loose::Value(Some(v))))
+                Ok(
+                    T::from_bool(v)
+                        .map_or(Loose::WrongType("a boolean"), |v| Loose::Value(Some(v))),
+                )
             }
             fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
                 Ok(Loose::WrongType("a number"))
@@ -551,7 +558,8 @@ impl<'de, T: LooseValue<'de>> Deserialize<'de> for Loose<T> {
                     .map_or(Loose::WrongType("a string"), |v| Loose::Value(Some(v))))
             }
             fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(T::from_string(v).map_or(Loose::WrongType("a string"), |v| Loose::Value(Some(v))))
+                Ok(T::from_string(v)
+                    .map_or(Loose::WrongType("a string"), |v| Loose::Value(Some(v))))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
@@ -569,7 +577,10 @@ impl<'de, T: LooseValue<'de>> Deserialize<'de> for Loose<T> {
 /// The JSON kind of a value a visitor did not expect, for error messages;
 /// strings are quoted as a bounded excerpt.
 fn found_string<E: de::Error>(v: &str, expected: &str) -> E {
-    E::custom(format_args!("expected {expected}, found the string {}", excerpt(v)))
+    E::custom(format_args!(
+        "expected {expected}, found the string {}",
+        excerpt(v)
+    ))
 }
 
 /// Appends one row of feature values to `values`.
@@ -782,8 +793,16 @@ mod tests {
                 serde_json::json!({ "instances": [[huge]] }).to_string(),
                 serde_json::json!(huge).to_string(),
             ] {
-                let err = direct(&raw).err().map(|e| e.to_string()).unwrap_or_default();
-                assert!(err.len() < 600, "{} bytes: {}", err.len(), &err[..600.min(err.len())]);
+                let err = direct(&raw)
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                assert!(
+                    err.len() < 600,
+                    "{} bytes: {}",
+                    err.len(),
+                    &err[..600.min(err.len())]
+                );
                 assert!(err.contains("bytes)"), "{err}");
             }
         }
@@ -792,7 +811,10 @@ mod tests {
     #[test]
     fn http_events_decode_their_body() {
         let event = r#"{"version":"2.0","rawPath":"/","requestContext":{"http":{"method":"POST"}},"headers":{"content-type":"application/json"},"body":"{\"features\":[1,2]}","isBase64Encoded":false}"#;
-        assert_eq!(http(event).ok(), Some(LambdaRequest::single(vec![1.0, 2.0])));
+        assert_eq!(
+            http(event).ok(),
+            Some(LambdaRequest::single(vec![1.0, 2.0]))
+        );
 
         let b64 = base64::engine::general_purpose::STANDARD.encode(r#"{"instances":[[1],[2]]}"#);
         let event = format!(r#"{{"requestContext":{{}},"body":"{b64}","isBase64Encoded":true}}"#);
@@ -822,7 +844,10 @@ mod tests {
             (r#"{"requestContext":{},"body":null}"#, "no body"),
             (r#"{"requestContext":{},"body":"{}"}"#, "neither"),
             (r#"{"requestContext":{},"body":12}"#, "found a number"),
-            (r#"{"requestContext":{},"body":{"features":[1]}}"#, "found an object"),
+            (
+                r#"{"requestContext":{},"body":{"features":[1]}}"#,
+                "found an object",
+            ),
             (r#"{"requestContext":{},"body":[1]}"#, "found an array"),
             (
                 r#"{"requestContext":{},"body":"{}","isBase64Encoded":"yes"}"#,
@@ -863,10 +888,7 @@ mod tests {
         ));
         assert!(matches!(
             LambdaRequest::single(vec![1.0]).check_shape(2, 9),
-            Err(LambdaError::FeatureCount {
-                instance: None,
-                ..
-            })
+            Err(LambdaError::FeatureCount { instance: None, .. })
         ));
     }
 

@@ -29,11 +29,15 @@ impl RowPrediction {
         output: &Output<'_>,
         instance: Option<usize>,
     ) -> Result<Self, LambdaError> {
-        let bad = output.outputs.iter().position(|v| !v.is_finite()).or_else(|| {
-            output
-                .probabilities
-                .and_then(|p| p.iter().position(|v| !v.is_finite()))
-        });
+        let bad = output
+            .outputs
+            .iter()
+            .position(|v| !v.is_finite())
+            .or_else(|| {
+                output
+                    .probabilities
+                    .and_then(|p| p.iter().position(|v| !v.is_finite()))
+            });
         if let Some(index) = bad {
             return Err(LambdaError::NonFiniteOutput { instance, index });
         }
