@@ -39,7 +39,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let handler = match std::env::var("APR_MAX_BATCH").ok().and_then(|v| v.parse().ok()) {
+    let handler = match std::env::var("APR_MAX_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         Some(max_batch) => handler.with_max_batch(max_batch),
         None => handler,
     };
