@@ -8,8 +8,11 @@
 //! `<that project>/models/`: the cases then name them `models/...`, as a
 //! user's crate would, and the `.stderr` files hold no machine paths.
 //!
-//! Two fixtures are generated, not copied from `apr-runtime/tests/fixtures`:
-//! `unsupported_flags.apr` and `unsupported_family.apr`. They are committed;
+//! Four fixtures are generated, not copied from `apr-runtime/tests/fixtures`:
+//! `unsupported_flags.apr`, `unsupported_family.apr`, `nan_weight.apr` (a
+//! linear model with a NaN weight) and `many_outputs.apr` (a linear model of
+//! 2000 outputs, whose worst-case response to 10 000 rows exceeds Lambda's
+//! response limit). They are committed;
 //! `generated_fixtures_break_exactly_their_rule` checks that each breaks its
 //! one rule, and `APR_UPDATE_FIXTURES=1 cargo test --test trybuild generated`
 //! regenerates them.
@@ -18,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use apr_lambda::runtime::format::{crc32, AprWriter, Flags};
+use apr_lambda::runtime::limits;
 use apr_lambda::{AprFile, FormatError, Model, ModelError};
 
 /// Where the ui fixtures are kept in the repository.
@@ -97,12 +101,48 @@ fn unsupported_family_fixture() -> Vec<u8> {
     writer.to_bytes()
 }
 
+/// The weights of `nan_weight.apr`, with `bad` at index 1.
+fn nan_weight_values(bad: f32) -> [f32; 3] {
+    [0.5, bad, 1.5]
+}
+
+/// A linear model of 3 features whose weight holds a NaN at index 1.
+fn nan_weight_fixture(bad: f32) -> Vec<u8> {
+    let mut writer = AprWriter::new();
+    writer.model_type("LinearRegression");
+    writer
+        .add_f32("weight", &[1, 3], &nan_weight_values(bad))
+        .expect("a valid tensor");
+    writer
+        .add_f32("bias", &[1], &[0.25])
+        .expect("a valid tensor");
+    writer.to_bytes()
+}
+
+/// The number of outputs of `many_outputs.apr`.
+const MANY_OUTPUTS: usize = 2000;
+
+/// A valid linear model of 2 features and [`MANY_OUTPUTS`] outputs.
+fn many_outputs_fixture() -> Vec<u8> {
+    let weights: Vec<f32> = (0..2 * MANY_OUTPUTS)
+        .map(|i| (i % 7) as f32 * 0.125)
+        .collect();
+    let mut writer = AprWriter::new();
+    writer.model_type("LinearRegression");
+    writer
+        .add_f32("weight", &[MANY_OUTPUTS, 2], &weights)
+        .expect("a valid tensor");
+    writer.to_bytes()
+}
+
 #[test]
 fn generated_fixtures_break_exactly_their_rule() {
     if std::env::var_os("APR_UPDATE_FIXTURES").is_some() {
         for (name, bytes) in [
             ("unsupported_flags.apr", unsupported_flags_fixture()),
             ("unsupported_family.apr", unsupported_family_fixture()),
+            ("nan_weight.apr", nan_weight_fixture(f32::NAN)),
+            ("many_outputs.apr", many_outputs_fixture()),
         ] {
             std::fs::write(fixtures_dir().join(name), bytes).expect("write the fixture");
         }
@@ -132,6 +172,36 @@ fn generated_fixtures_break_exactly_their_rule() {
     assert!(
         matches!(Model::from_file(&file), Err(ModelError::Unsupported { .. })),
         "unsupported_family.apr must fail on its model family alone"
+    );
+
+    let nan = read("nan_weight.apr");
+    assert_eq!(
+        nan,
+        nan_weight_fixture(f32::NAN),
+        "nan_weight.apr is what the generator writes"
+    );
+    let file = AprFile::parse(&nan).expect("nan_weight.apr is a valid container");
+    assert!(
+        matches!(
+            Model::from_file(&file),
+            Err(ModelError::NonFiniteWeight { ref tensor, index: 1 }) if tensor == "weight"
+        ),
+        "nan_weight.apr must fail on its NaN weight alone"
+    );
+    Model::from_bytes(&nan_weight_fixture(1.0)).expect("a servable model without the NaN");
+
+    let many = read("many_outputs.apr");
+    assert_eq!(
+        many,
+        many_outputs_fixture(),
+        "many_outputs.apr is what the generator writes"
+    );
+    let model = Model::from_bytes(&many).expect("many_outputs.apr is a servable model");
+    assert_eq!(model.n_outputs(), MANY_OUTPUTS);
+    let fits = limits::max_batch_that_fits(&model);
+    assert!(
+        fits < 10_000,
+        "many_outputs.apr must not fit max_batch = 10000 (its limit is {fits})"
     );
 }
 
