@@ -24,7 +24,17 @@ pub(crate) struct MacroArgs {
     /// `features = N`: the input width the model must have.
     pub(crate) features: Option<usize>,
     /// `max_batch = N`: the most rows one batch event may carry.
-    pub(crate) max_batch: Option<usize>,
+    pub(crate) max_batch: Option<MaxBatch>,
+}
+
+/// `max_batch = N` as written: the value, and the span of the `N` literal
+/// (where an error about its size points).
+#[derive(Clone, Copy)]
+pub(crate) struct MaxBatch {
+    /// `N`, at least 1.
+    pub(crate) value: usize,
+    /// The span of the `N` literal.
+    pub(crate) span: Span,
 }
 
 /// The arguments as they are read, before `model` is known to be present.
@@ -36,7 +46,7 @@ struct PartialArgs {
     model: Option<LitStr>,
     crate_path: Option<syn::Path>,
     features: Option<usize>,
-    max_batch: Option<usize>,
+    max_batch: Option<MaxBatch>,
 }
 
 /// Arguments that did not parse: the errors, and the `crate = "..."` path
@@ -174,7 +184,10 @@ impl PartialArgs {
             }
             "max_batch" => {
                 check_unset(self.max_batch.is_some(), &name, name_span)?;
-                self.max_batch = Some(positive_integer(value, &name)?);
+                self.max_batch = Some(MaxBatch {
+                    value: positive_integer(value, &name)?,
+                    span: value.span(),
+                });
             }
             _ => {
                 return Err(syn::Error::new(
@@ -298,7 +311,7 @@ mod tests {
             Some(":: renamed".to_owned())
         );
         assert_eq!(args.features, Some(4));
-        assert_eq!(args.max_batch, Some(100));
+        assert_eq!(args.max_batch.map(|m| m.value), Some(100));
     }
 
     #[test]

@@ -31,11 +31,33 @@ use proc_macro::TokenStream;
 /// | `model = "path"` | required | the `.apr` file, relative to the directory of the crate's `Cargo.toml` (`CARGO_MANIFEST_DIR`); an absolute path also works |
 /// | `crate = "path"` | optional | the path of the `apr-lambda` crate when it is renamed (`crate = "my_apr"`); default `::apr_lambda` |
 /// | `features = N` | optional | asserts at compile time that the model takes `N` inputs |
-/// | `max_batch = N` | optional | the most rows one batch event (`{"instances": [...]}`) may carry; the runtime's default otherwise |
+/// | `max_batch = N` | optional | the most rows one batch event (`{"instances": [...]}`) may carry; at most what always fits in a Lambda response (below); when absent, computed from the model at start-up |
 ///
 /// An unknown or repeated argument, a missing `model`, or a value of the
 /// wrong kind (`model = models/x`, `features = "4"`) is a compile error at
 /// that token.
+///
+/// ## `max_batch` and Lambda's response limit
+///
+/// Lambda refuses a response larger than 6 291 556 bytes. The answers to a
+/// batch must therefore fit whatever the values in them: `max_batch = N` is
+/// a compile error, at `N`, when the worst-case JSON response to `N` rows
+/// (every output and probability a longest `f32`, escaped as the body of an
+/// HTTP response, `apr_runtime::limits::worst_case_response_bytes`) exceeds
+/// that limit. The message gives the worst-case size and the largest
+/// `max_batch` that always fits (`apr_runtime::limits::max_batch_that_fits`):
+///
+/// ```text
+/// error: `max_batch = 10000` is too large for models/many_outputs.apr: the response to 10000 rows of this LinearRegression model (2000 outputs per row) can take up to 680540209 bytes, more than Lambda's 6291556-byte response limit; the largest `max_batch` that always fits is 92
+///  --> src/main.rs:1:73
+///   |
+/// 1 | #[apr_lambda::apr_lambda(model = "models/many_outputs.apr", max_batch = 10000)]
+///   |                                                                         ^^^^^
+/// ```
+///
+/// Without `max_batch`, the handler computes the limit from the model when
+/// it starts: 10 000 rows, or fewer when fewer always fit
+/// (`apr_runtime::limits::default_max_batch`).
 ///
 /// # Where it goes
 ///
@@ -58,10 +80,13 @@ use proc_macro::TokenStream;
 ///   header CRC, flags, metadata, tensor index, dtypes, sizes, bounds, footer
 ///   CRC when present), through `AprFile::parse`;
 /// - the runtime supports the model family and every tensor shape, through
-///   `Model::from_file`;
-/// - the model takes `features` inputs, when `features = N` is given.
+///   `Model::from_file`, and every weight, bias, threshold and centroid is
+///   finite (no NaN, no infinity);
+/// - the model takes `features` inputs, when `features = N` is given;
+/// - the answers to `max_batch` rows always fit in a Lambda response, when
+///   `max_batch = N` is given (an error at `N`, above).
 ///
-/// Each failure is a compile error at the `model = "..."` literal, naming the
+/// Each other failure is a compile error at the `model = "..."` literal, naming the
 /// file as written and the rule broken, for example
 ///
 /// ```text
@@ -166,14 +191,17 @@ fn entry(
         Err(args_error) => args_error.crate_path.as_ref(),
     });
     match args {
-        Ok(args) => match model_file::load(&args.model, args.features) {
-            Ok(model) => expand::main(function, &krate, Some(&model), args.max_batch),
-            Err(error) => {
-                let mut tokens = error.into_compile_error();
-                tokens.extend(expand::main(function, &krate, None, args.max_batch));
-                tokens
+        Ok(args) => {
+            let max_batch = args.max_batch.map(|m| m.value);
+            match model_file::load(&args.model, args.features, args.max_batch) {
+                Ok(model) => expand::main(function, &krate, Some(&model), max_batch),
+                Err(error) => {
+                    let mut tokens = error.into_compile_error();
+                    tokens.extend(expand::main(function, &krate, None, max_batch));
+                    tokens
+                }
             }
-        },
+        }
         Err(args_error) => {
             let mut tokens = args_error.error.into_compile_error();
             tokens.extend(expand::main(function, &krate, None, None));

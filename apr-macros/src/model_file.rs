@@ -2,15 +2,21 @@
 //!
 //! One parser: the container is checked by `apr_runtime::format::AprFile::parse`
 //! and the model by `apr_runtime::model::Model::from_file`, the same code that
-//! loads it at run time. Every failure becomes one `syn::Error` at the
-//! `model = "..."` literal, whose message starts with the path as written.
+//! loads it at run time. Every failure of the file or the model becomes one
+//! `syn::Error` at the `model = "..."` literal, whose message starts with the
+//! path as written. A `max_batch = N` whose worst-case response exceeds
+//! Lambda's response limit (`apr_runtime::limits`) is an error at `N`.
 
 use std::io::ErrorKind;
 use std::path::PathBuf;
 
 use apr_runtime::format::{self, AprFile};
+use apr_runtime::limits::{max_batch_that_fits, worst_case_response_bytes, MAX_RESPONSE_BYTES};
 use apr_runtime::model::Model;
+use proc_macro2::Span;
 use syn::LitStr;
+
+use crate::args::MaxBatch;
 
 /// A validated model, ready to embed.
 pub(crate) enum EmbeddedModel {
@@ -30,12 +36,58 @@ pub(crate) enum EmbeddedModel {
     },
 }
 
+/// A rule the file, or an argument about it, breaks.
+#[derive(Debug)]
+enum Broken {
+    /// The file, its container or its model, or `features = N`: reported
+    /// at the `model = "..."` literal.
+    Model(String),
+    /// `max_batch = N` is too large for the model: reported at `N`.
+    MaxBatch {
+        /// The span of the `N` literal.
+        span: Span,
+        /// The message, after `max_batch = N is too large for <path>: `.
+        reason: String,
+        /// `N`.
+        value: usize,
+    },
+}
+
 /// Reads, validates and (for v1) converts the file named by `model`.
 ///
-/// `features` is the `features = N` the user asserted, if any.
-pub(crate) fn load(model: &LitStr, features: Option<usize>) -> syn::Result<EmbeddedModel> {
+/// `features` is the `features = N` the user asserted, if any, and
+/// `max_batch` the `max_batch = N`, which must not exceed the rows whose
+/// answers always fit in a Lambda response.
+pub(crate) fn load(
+    model: &LitStr,
+    features: Option<usize>,
+    max_batch: Option<MaxBatch>,
+) -> syn::Result<EmbeddedModel> {
     let written = model.value();
     let fail = |rule: String| syn::Error::new(model.span(), format!("{written}: {rule}"));
+    // Every rule broken, combined into one error (a model rule and a
+    // `max_batch` rule can both be broken).
+    let report = |broken: Vec<Broken>, wrap: &dyn Fn(String) -> String| {
+        broken
+            .into_iter()
+            .map(|broken| match broken {
+                Broken::Model(rule) => fail(wrap(rule)),
+                Broken::MaxBatch {
+                    span,
+                    reason,
+                    value,
+                } => syn::Error::new(
+                    span,
+                    format!("`max_batch = {value}` is too large for {written}: {reason}"),
+                ),
+            })
+            .reduce(|mut all, error| {
+                all.combine(error);
+                all
+            })
+            // Never empty: `validate_v2` fails with at least one rule.
+            .unwrap_or_else(|| fail("the model is invalid".to_owned()))
+    };
 
     let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").ok_or_else(|| {
         fail(
@@ -54,17 +106,17 @@ pub(crate) fn load(model: &LitStr, features: Option<usize>) -> syn::Result<Embed
 
     if format::is_v1(&bytes) {
         let converted = convert_v1(&bytes).map_err(&fail)?;
-        validate_v2(&converted, features).map_err(|rule| {
-            fail(format!(
-                "the v1 file converted, but the converted container is invalid: {rule}"
-            ))
+        validate_v2(&converted, features, max_batch).map_err(|broken| {
+            report(broken, &|rule| {
+                format!("the v1 file converted, but the converted container is invalid: {rule}")
+            })
         })?;
         Ok(EmbeddedModel::ConvertedV1 {
             original_path: absolute_path,
             converted,
         })
     } else {
-        validate_v2(&bytes, features).map_err(fail)?;
+        validate_v2(&bytes, features, max_batch).map_err(|broken| report(broken, &|rule| rule))?;
         Ok(EmbeddedModel::V2 { absolute_path })
     }
 }
@@ -109,32 +161,80 @@ fn convert_v1(bytes: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 /// Every check a v2 container must pass to be served: the container rules,
-/// a model family and shapes the runtime supports, and `features` when given.
-fn validate_v2(bytes: &[u8], features: Option<usize>) -> Result<(), String> {
-    let file = AprFile::parse(bytes).map_err(|error| error.to_string())?;
-    let model = Model::from_file(&file).map_err(|error| error.to_string())?;
+/// a model family and shapes the runtime supports, `features` when given,
+/// and `max_batch` when given. A file that does not hold a model breaks one
+/// rule; a model can break both argument rules.
+fn validate_v2(
+    bytes: &[u8],
+    features: Option<usize>,
+    max_batch: Option<MaxBatch>,
+) -> Result<(), Vec<Broken>> {
+    let file = AprFile::parse(bytes).map_err(|error| vec![Broken::Model(error.to_string())])?;
+    let model = Model::from_file(&file).map_err(|error| vec![Broken::Model(error.to_string())])?;
+    let mut broken = Vec::new();
     if let Some(expected) = features {
         let found = model.n_features();
         if found != expected {
-            return Err(format!(
+            broken.push(Broken::Model(format!(
                 "`features = {expected}` was given, but this {} model takes {found} feature{}",
                 model.family(),
-                if found == 1 { "" } else { "s" }
-            ));
+                plural(found)
+            )));
         }
     }
-    Ok(())
+    if let Some(MaxBatch { value, span }) = max_batch {
+        if let Err(reason) = check_max_batch(&model, value) {
+            broken.push(Broken::MaxBatch {
+                span,
+                reason,
+                value,
+            });
+        }
+    }
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(broken)
+    }
+}
+
+/// `Ok` when the answers to `max_batch` rows of `model` always fit in a
+/// Lambda response, whatever values they hold; otherwise why not, and the
+/// largest `max_batch` that does.
+fn check_max_batch(model: &Model<'_>, max_batch: usize) -> Result<(), String> {
+    let fits = max_batch_that_fits(model);
+    if max_batch <= fits {
+        return Ok(());
+    }
+    let outputs = model.n_outputs();
+    Err(format!(
+        "the response to {max_batch} rows of this {} model ({outputs} output{} per row) \
+         can take up to {} bytes, more than Lambda's {MAX_RESPONSE_BYTES}-byte response \
+         limit; the largest `max_batch` that always fits is {fits}",
+        model.family(),
+        plural(outputs),
+        worst_case_response_bytes(model, max_batch),
+    ))
+}
+
+/// `"s"` unless `n` is 1.
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proc_macro2::Span;
+    use apr_runtime::format::AprWriter;
 
     /// Loads a fixture of apr-runtime, relative to this crate as a user's path would be.
     fn load_fixture(name: &str, features: Option<usize>) -> syn::Result<EmbeddedModel> {
         let path = format!("../apr-runtime/tests/fixtures/{name}");
-        load(&LitStr::new(&path, Span::call_site()), features)
+        load(&LitStr::new(&path, Span::call_site()), features, None)
     }
 
     fn error_of(name: &str, features: Option<usize>) -> String {
@@ -193,5 +293,117 @@ mod tests {
         let message = error_of("linear_regression.v2.apr", Some(4));
         assert!(message.contains("`features = 4` was given"), "{message}");
         assert!(message.contains("takes 3 features"), "{message}");
+    }
+
+    /// The bytes of a linear regression of 2 features and `n_outputs` outputs.
+    fn linear_bytes(n_outputs: usize) -> Vec<u8> {
+        let weights: Vec<f32> = (0..2 * n_outputs).map(|i| i as f32 * 0.5).collect();
+        let mut writer = AprWriter::new();
+        writer.model_type("LinearRegression");
+        writer
+            .add_f32("weight", &[n_outputs, 2], &weights)
+            .expect("a valid weight");
+        writer.to_bytes()
+    }
+
+    fn max_batch(value: usize) -> Option<MaxBatch> {
+        Some(MaxBatch {
+            value,
+            span: Span::call_site(),
+        })
+    }
+
+    #[test]
+    fn max_batch_is_checked_against_the_response_limit() {
+        let bytes = linear_bytes(2000);
+        let model = Model::from_bytes(&bytes).expect("a valid model");
+        let fits = max_batch_that_fits(&model);
+        assert!(fits > 1 && fits < 10_000, "{fits}");
+        assert!(check_max_batch(&model, 1).is_ok());
+        assert!(check_max_batch(&model, fits).is_ok());
+        // One row more than fits is refused; the worst case of `fits` rows is
+        // within the limit and that of one more is beyond it.
+        assert!(worst_case_response_bytes(&model, fits) <= MAX_RESPONSE_BYTES);
+        assert!(worst_case_response_bytes(&model, fits + 1) > MAX_RESPONSE_BYTES);
+        let message = check_max_batch(&model, fits + 1).expect_err("too large");
+        let worst = worst_case_response_bytes(&model, fits + 1);
+        assert_eq!(
+            message,
+            format!(
+                "the response to {} rows of this LinearRegression model (2000 outputs per row) \
+                 can take up to {worst} bytes, more than Lambda's 6291556-byte response limit; \
+                 the largest `max_batch` that always fits is {fits}",
+                fits + 1
+            )
+        );
+        // A small model takes any batch up to the runtime's default.
+        let small = linear_bytes(1);
+        let small = Model::from_bytes(&small).expect("a valid model");
+        assert!(check_max_batch(&small, 10_000).is_ok());
+        assert!(check_max_batch(&small, 100_000).is_err());
+    }
+
+    #[test]
+    fn a_too_large_max_batch_is_reported_with_a_features_mismatch() {
+        let bytes = linear_bytes(2000);
+        let fits = max_batch_that_fits(&Model::from_bytes(&bytes).expect("a valid model"));
+        let broken = validate_v2(&bytes, Some(3), max_batch(10_000)).expect_err("both broken");
+        let largest = format!("the largest `max_batch` that always fits is {fits}");
+        assert!(
+            matches!(
+                broken.as_slice(),
+                [Broken::Model(features), Broken::MaxBatch { value: 10_000, reason, .. }]
+                    if features.contains("`features = 3` was given") && reason.ends_with(&largest)
+            ),
+            "{broken:?}"
+        );
+        assert!(validate_v2(&bytes, Some(2), max_batch(fits)).is_ok());
+        assert!(validate_v2(&bytes, Some(2), None).is_ok());
+    }
+
+    #[test]
+    fn the_max_batch_error_names_the_value_and_the_file() {
+        let dir = std::env::temp_dir().join(format!("apr-macros-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let path = dir.join("many_outputs.apr");
+        let bytes = linear_bytes(2000);
+        let fits = max_batch_that_fits(&Model::from_bytes(&bytes).expect("a valid model"));
+        std::fs::write(&path, &bytes).expect("write the model");
+        let written = path.to_str().expect("a UTF-8 path").to_owned();
+        let result = load(
+            &LitStr::new(&written, Span::call_site()),
+            None,
+            max_batch(10_000),
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        let message = match result {
+            Ok(_) => panic!("max_batch = 10000 should be refused"),
+            Err(error) => error.to_string(),
+        };
+        assert!(
+            message.starts_with(&format!(
+                "`max_batch = 10000` is too large for {written}: the response to 10000 rows"
+            )),
+            "{message}"
+        );
+        assert!(
+            message.ends_with(&format!("that always fits is {fits}")),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_non_finite_weight_is_a_model_error() {
+        let mut writer = AprWriter::new();
+        writer.model_type("LinearRegression");
+        writer
+            .add_f32("weight", &[1, 3], &[0.5, f32::NAN, 1.0])
+            .expect("a valid tensor");
+        let broken = validate_v2(&writer.to_bytes(), None, max_batch(10)).expect_err("a NaN");
+        assert!(
+            matches!(broken.as_slice(), [Broken::Model(rule)]
+                if rule.starts_with("tensor `weight` holds a non-finite value (NaN or an infinity) at index 1")),
+            "{broken:?}"
+        );
     }
 }
