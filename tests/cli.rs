@@ -303,6 +303,24 @@ fn predict_rejects_bad_events_and_models() {
 }
 
 #[test]
+fn predict_names_non_finite_answers_and_features() {
+    // The default Iris network overflows to NaN on features near the f32
+    // limit: an error naming the row, never a class beside null.
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/model.apr");
+    for (event, error_type) in [
+        (r#"{"features": [1e38, 1e38, 1e38, 1e38]}"#, "NonFiniteOutput"),
+        (r#"{"instances": [[1, 1, 1, 1], [3e38, 3e38, 3e38, 3e38]]}"#, "NonFiniteOutput"),
+        (r#"{"features": [1, 1e400, 1, 1]}"#, "NonFinite"),
+    ] {
+        let output = apr_lambda_with_stdin(&["predict", path_str(&model)], event);
+        assert_eq!(output.status.code(), Some(1), "{event}");
+        let message = stderr(&output);
+        assert!(message.contains(error_type), "{event}: {message}");
+        assert!(!String::from_utf8_lossy(&output.stdout).contains("null"));
+    }
+}
+
+#[test]
 fn the_default_model_is_a_servable_iris_classifier() {
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/model.apr");
     let report = json_stdout(&apr_lambda(&["inspect", "--json", path_str(&model)]));
