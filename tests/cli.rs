@@ -308,8 +308,14 @@ fn predict_names_non_finite_answers_and_features() {
     // limit: an error naming the row, never a class beside null.
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/model.apr");
     for (event, error_type) in [
-        (r#"{"features": [1e38, 1e38, 1e38, 1e38]}"#, "NonFiniteOutput"),
-        (r#"{"instances": [[1, 1, 1, 1], [3e38, 3e38, 3e38, 3e38]]}"#, "NonFiniteOutput"),
+        (
+            r#"{"features": [1e38, 1e38, 1e38, 1e38]}"#,
+            "NonFiniteOutput",
+        ),
+        (
+            r#"{"instances": [[1, 1, 1, 1], [3e38, 3e38, 3e38, 3e38]]}"#,
+            "NonFiniteOutput",
+        ),
         (r#"{"features": [1, 1e400, 1, 1]}"#, "NonFinite"),
     ] {
         let output = apr_lambda_with_stdin(&["predict", path_str(&model)], event);
