@@ -14,6 +14,7 @@ pub mod format;
 pub mod kernels;
 pub mod limits;
 pub mod model;
+pub mod threads;
 
 #[cfg(feature = "lambda")]
 pub mod lambda;

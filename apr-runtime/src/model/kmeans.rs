@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use super::output::{argmin, sized, BatchOutput, BatchProbabilities, Output, Scratch};
+use super::output::{argmin, sized, BatchLayout, Output, ProbabilityLayout, RowsOut, Scratch};
 use super::source::{finite_f32_values, shape_mismatch, TensorSource};
 use super::ModelError;
 use crate::kernels::Kernels;
@@ -56,24 +56,22 @@ impl<'a> KMeans<'a> {
         }
     }
 
-    pub(super) fn predict_batch(
-        &self,
-        kernels: &Kernels,
-        rows: &[f32],
-        n_rows: usize,
-    ) -> BatchOutput {
-        let mut outputs = vec![0.0; n_rows.saturating_mul(self.k)];
-        let classes = rows
-            .chunks_exact(self.d)
-            .zip(outputs.chunks_exact_mut(self.k))
-            .map(|(row, dists)| self.assign(kernels, row, dists))
-            .collect();
-        BatchOutput {
-            n_rows,
+    pub(super) fn layout(&self) -> BatchLayout {
+        BatchLayout {
             n_outputs: self.k,
-            outputs,
-            probabilities: BatchProbabilities::None,
-            classes: Some(classes),
+            classes: true,
+            probabilities: ProbabilityLayout::None,
+        }
+    }
+
+    /// The rows of `rows` into `out` (see [`KMeans::layout`]).
+    pub(super) fn predict_rows(&self, kernels: &Kernels, rows: &[f32], out: RowsOut<'_>) {
+        for ((row, dists), class) in rows
+            .chunks_exact(self.d)
+            .zip(out.outputs.chunks_exact_mut(self.k))
+            .zip(out.classes.iter_mut())
+        {
+            *class = self.assign(kernels, row, dists);
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::output::{argmax, sized, BatchOutput, BatchProbabilities, Output, Scratch};
+use super::output::{argmax, sized, BatchLayout, Output, ProbabilityLayout, RowsOut, Scratch};
 use super::source::{finite_f32_values, is_scalar, shape_mismatch, vector_len, TensorSource};
 use super::ModelError;
 use crate::kernels::Kernels;
@@ -40,11 +40,9 @@ impl<'a> Dense<'a> {
         std::iter::once(&self.weight).chain(self.bias.as_ref())
     }
 
-    /// Every row of `rows` through the map, as a fresh `rows × n_out` buffer.
-    fn batch(&self, k: &Kernels, rows: &[f32], n_rows: usize) -> Vec<f32> {
-        let mut y = vec![0.0; n_rows.saturating_mul(self.n_out)];
-        self.forward_rows(k, rows, &mut y);
-        y
+    /// Multiply-adds per row.
+    pub(super) fn multiply_adds(&self) -> usize {
+        self.n_in.saturating_mul(self.n_out)
     }
 }
 
@@ -140,14 +138,17 @@ impl<'a> LinearRegression<'a> {
         }
     }
 
-    pub(super) fn predict_batch(&self, k: &Kernels, rows: &[f32], n_rows: usize) -> BatchOutput {
-        BatchOutput {
-            n_rows,
+    pub(super) fn layout(&self) -> BatchLayout {
+        BatchLayout {
             n_outputs: self.map.n_out,
-            outputs: self.map.batch(k, rows, n_rows),
-            probabilities: BatchProbabilities::None,
-            classes: None,
+            classes: false,
+            probabilities: ProbabilityLayout::None,
         }
+    }
+
+    /// The rows of `rows` into `out` (see [`LinearRegression::layout`]).
+    pub(super) fn predict_rows(&self, k: &Kernels, rows: &[f32], out: RowsOut<'_>) {
+        self.map.forward_rows(k, rows, out.outputs);
     }
 }
 
@@ -211,32 +212,43 @@ impl<'a> LogisticRegression<'a> {
         }
     }
 
-    pub(super) fn predict_batch(&self, k: &Kernels, rows: &[f32], n_rows: usize) -> BatchOutput {
-        let mut y = self.map.batch(k, rows, n_rows);
+    pub(super) fn layout(&self) -> BatchLayout {
+        BatchLayout {
+            n_outputs: self.map.n_out,
+            classes: true,
+            probabilities: if self.is_binary() {
+                ProbabilityLayout::Separate(2)
+            } else {
+                ProbabilityLayout::SameAsOutputs
+            },
+        }
+    }
+
+    /// The rows of `rows` into `out` (see [`LogisticRegression::layout`]).
+    pub(super) fn predict_rows(&self, k: &Kernels, rows: &[f32], out: RowsOut<'_>) {
+        let RowsOut {
+            outputs,
+            classes,
+            probabilities,
+        } = out;
+        self.map.forward_rows(k, rows, outputs);
         if self.is_binary() {
-            (k.sigmoid)(&mut y);
-            let classes = y.iter().map(|&p| usize::from(p >= 0.5)).collect();
-            let values = y.iter().flat_map(|&p| [1.0 - p, p]).collect();
-            BatchOutput {
-                n_rows,
-                n_outputs: 1,
-                outputs: y,
-                probabilities: BatchProbabilities::Separate { width: 2, values },
-                classes: Some(classes),
+            (k.sigmoid)(outputs);
+            for ((&p, class), pair) in outputs
+                .iter()
+                .zip(classes.iter_mut())
+                .zip(probabilities.chunks_exact_mut(2))
+            {
+                *class = usize::from(p >= 0.5);
+                pair.copy_from_slice(&[1.0 - p, p]);
             }
         } else {
-            let n_out = self.map.n_out;
-            let mut classes = Vec::with_capacity(n_rows);
-            for row in y.chunks_exact_mut(n_out.max(1)) {
+            for (row, class) in outputs
+                .chunks_exact_mut(self.map.n_out.max(1))
+                .zip(classes.iter_mut())
+            {
                 (k.softmax)(row);
-                classes.push(argmax(row));
-            }
-            BatchOutput {
-                n_rows,
-                n_outputs: n_out,
-                outputs: y,
-                probabilities: BatchProbabilities::SameAsOutputs,
-                classes: Some(classes),
+                *class = argmax(row);
             }
         }
     }

@@ -30,20 +30,25 @@ mod error;
 mod kmeans;
 mod linear;
 mod output;
+mod parallel;
 mod sequential;
 mod source;
 mod tree;
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 
 pub use error::{ModelError, PredictError};
 pub use output::{BatchOutput, Output, Prediction, Scratch};
 
 use crate::format::AprFile;
 use crate::kernels::{self, Kernels};
+use crate::threads::{self, Parallelism, MAX_THREADS, MIN_ROWS_PER_THREAD};
 use kmeans::KMeans;
 use linear::{LinearRegression, LogisticRegression};
+use output::{BatchArrays, BatchLayout, RowsOut};
 use sequential::Sequential;
 use source::TensorSource;
 use tree::TreeEnsemble;
@@ -149,6 +154,9 @@ pub struct Model<'a> {
     /// The widest intermediate vector, for sizing a [`Scratch`].
     max_width: usize,
     kernels: &'static Kernels,
+    parallelism: Parallelism,
+    /// Estimated time to predict one row in a batch, in picoseconds.
+    row_cost_ps: usize,
 }
 
 impl fmt::Debug for Model<'_> {
@@ -158,6 +166,7 @@ impl fmt::Debug for Model<'_> {
             .field("n_features", &self.n_features)
             .field("n_outputs", &self.n_outputs)
             .field("kernels", &self.kernels.name)
+            .field("parallelism", &self.parallelism)
             .finish_non_exhaustive()
     }
 }
@@ -200,6 +209,7 @@ impl<'a> Model<'a> {
                 (Family::Sequential(m), n_in, n_out, width)
             }
         };
+        let row_cost_ps = row_cost_ps(&body);
         Ok(Self {
             family,
             body,
@@ -207,6 +217,8 @@ impl<'a> Model<'a> {
             n_outputs,
             max_width,
             kernels: kernels::active(),
+            parallelism: Parallelism::Auto,
+            row_cost_ps,
         })
     }
 
@@ -222,6 +234,47 @@ impl<'a> Model<'a> {
     pub fn with_kernels(mut self, kernels: &'static Kernels) -> Self {
         self.kernels = kernels;
         self
+    }
+
+    /// The same model spreading its batches over threads as `parallelism`
+    /// says (by default [`Parallelism::Auto`]: up to
+    /// [`threads::configured`] threads, for batches large enough to pay).
+    #[must_use]
+    pub fn with_parallelism(mut self, parallelism: Parallelism) -> Self {
+        self.parallelism = parallelism;
+        self
+    }
+
+    /// How this model spreads its batches over threads.
+    pub fn parallelism(&self) -> Parallelism {
+        self.parallelism
+    }
+
+    /// How many threads a batch of `n_rows` rows runs on: 1 for one row and
+    /// for batches too small to gain from more, else up to the
+    /// [`Parallelism`] limit, giving each thread at least
+    /// [`MIN_ROWS_PER_THREAD`] rows and (except with
+    /// [`Parallelism::Exactly`]) at least [`MIN_THREAD_WORK_NS`] of
+    /// estimated work. Reads [`threads::configured`] (once per process)
+    /// only for a batch that large.
+    pub fn batch_threads(&self, n_rows: usize) -> usize {
+        let by_rows = n_rows / MIN_ROWS_PER_THREAD;
+        if by_rows < 2 {
+            return 1;
+        }
+        let by_work = || {
+            let work_ps = n_rows.saturating_mul(self.row_cost_ps);
+            work_ps / MIN_THREAD_WORK_NS.saturating_mul(1000)
+        };
+        let (limit, by_work) = match self.parallelism {
+            Parallelism::Exactly(n) => (n, usize::MAX),
+            Parallelism::UpTo(n) => (n, by_work()),
+            Parallelism::Auto => match by_work() {
+                0 | 1 => return 1,
+                by_work => (threads::configured().threads, by_work),
+            },
+        };
+        limit.min(by_rows).min(by_work).clamp(1, MAX_THREADS)
     }
 
     /// The kernel table this model computes with.
@@ -349,15 +402,151 @@ impl<'a> Model<'a> {
                 index: position.checked_rem(n_features).unwrap_or(position),
             });
         }
-        let k = self.kernels;
-        Ok(match &self.body {
-            Family::Linear(m) => m.predict_batch(k, rows, n_rows),
-            Family::Logistic(m) => m.predict_batch(k, rows, n_rows),
-            Family::Trees(m) => m.predict_batch(rows, n_rows)?,
-            Family::KMeans(m) => m.predict_batch(k, rows, n_rows),
-            Family::Sequential(m) => m.predict_batch(k, rows, n_rows, scratch),
+        let mut arrays = BatchArrays::new(self.batch_layout(), n_rows);
+        let mut fresh = Scratch::default();
+        let scratch = scratch.unwrap_or(&mut fresh);
+        let threads = self.batch_threads(n_rows);
+        if threads <= 1 {
+            self.predict_rows(rows, n_rows, arrays.all(), scratch)?;
+        } else {
+            self.predict_split(rows, n_rows, threads, &mut arrays, scratch)?;
+        }
+        Ok(arrays.finish())
+    }
+
+    /// Splits the batch into `threads` runs of rows, as even as can be, and
+    /// predicts them on the pool ([`parallel::run`]): this thread in
+    /// `scratch`, the workers in their own thread-local scratch. The first
+    /// error in row order wins, as it would on one thread.
+    fn predict_split(
+        &self,
+        rows: &[f32],
+        n_rows: usize,
+        threads: usize,
+        arrays: &mut BatchArrays,
+        scratch: &mut Scratch,
+    ) -> Result<(), PredictError> {
+        let bounds: Vec<usize> = (0..=threads).map(|t| t * n_rows / threads).collect();
+        let lengths: Vec<usize> = bounds.windows(2).map(|b| b[1] - b[0]).collect();
+        let runs: Vec<Mutex<Run<'_, '_>>> = arrays
+            .split(&lengths)
+            .into_iter()
+            .zip(bounds.windows(2))
+            .map(|(out, b)| {
+                let input = rows
+                    .get(b[0] * self.n_features..b[1] * self.n_features)
+                    .unwrap_or_default();
+                Mutex::new(Run {
+                    input,
+                    n_rows: b[1] - b[0],
+                    out: Some(out),
+                    result: Ok(()),
+                })
+            })
+            .collect();
+        let predict_run = |i: usize, scratch: &mut Scratch| {
+            if let Some(run) = runs.get(i) {
+                let mut run = run.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(out) = run.out.take() {
+                    run.result = self.predict_rows(run.input, run.n_rows, out, scratch);
+                }
+            }
+        };
+        parallel::run(
+            runs.len(),
+            threads,
+            &mut |i| predict_run(i, scratch),
+            &|i| {
+                WORKER_SCRATCH.with(|cell| match cell.try_borrow_mut() {
+                    Ok(mut worker_scratch) => predict_run(i, &mut worker_scratch),
+                    Err(_) => predict_run(i, &mut Scratch::default()),
+                })
+            },
+        );
+        runs.into_iter().try_for_each(|run| {
+            run.into_inner()
+                .unwrap_or_else(PoisonError::into_inner)
+                .result
         })
     }
+
+    /// The shape of this model's batch results.
+    fn batch_layout(&self) -> BatchLayout {
+        match &self.body {
+            Family::Linear(m) => m.layout(),
+            Family::Logistic(m) => m.layout(),
+            Family::Trees(m) => m.layout(),
+            Family::KMeans(m) => m.layout(),
+            Family::Sequential(m) => m.layout(),
+        }
+    }
+
+    /// Predicts `n_rows` rows (`rows`, already checked) into `out`.
+    fn predict_rows(
+        &self,
+        rows: &[f32],
+        n_rows: usize,
+        out: RowsOut<'_>,
+        scratch: &mut Scratch,
+    ) -> Result<(), PredictError> {
+        let k = self.kernels;
+        match &self.body {
+            Family::Linear(m) => m.predict_rows(k, rows, out),
+            Family::Logistic(m) => m.predict_rows(k, rows, out),
+            Family::Trees(m) => m.predict_rows(rows, out)?,
+            Family::KMeans(m) => m.predict_rows(k, rows, out),
+            Family::Sequential(m) => m.predict_rows(k, rows, n_rows, out, scratch),
+        }
+        Ok(())
+    }
+}
+
+/// The least estimated work, in nanoseconds, worth handing to another
+/// thread: waking a pool worker and hearing back costs about 12 µs on the
+/// benchmark machine, so below about twice that a split batch is no faster
+/// (`BENCHMARKS.md`, "Batches across threads", measures the break-even per
+/// family).
+pub const MIN_THREAD_WORK_NS: usize = 40_000;
+
+/// One run of rows of a split batch, and what became of it.
+struct Run<'r, 'o> {
+    input: &'r [f32],
+    n_rows: usize,
+    /// Taken by the thread that predicts the run.
+    out: Option<RowsOut<'o>>,
+    result: Result<(), PredictError>,
+}
+
+thread_local! {
+    /// The activation buffers of a pool worker, kept from batch to batch.
+    static WORKER_SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Estimated picoseconds to predict one row of a batch (the constants are
+/// the single-thread costs measured for each family on the benchmark
+/// machine; see `BENCHMARKS.md`).
+fn row_cost_ps(body: &Family<'_>) -> usize {
+    /// Per row, whatever the family: checks, output and class writes.
+    const ROW_PS: usize = 20_000;
+    /// One multiply-add inside a gemm (about 40 G/s).
+    const GEMM_MADD_PS: usize = 25;
+    /// One multiply-add of a k-means distance.
+    const DISTANCE_MADD_PS: usize = 150;
+    /// One centroid of a k-means row (loop and reduction overhead).
+    const CENTROID_PS: usize = 4_000;
+    /// One node visited in a tree walk (a dependent, unpredictable load).
+    const NODE_PS: usize = 4_000;
+    let work = match body {
+        Family::Linear(m) => m.map.multiply_adds().saturating_mul(GEMM_MADD_PS),
+        Family::Logistic(m) => m.map.multiply_adds().saturating_mul(GEMM_MADD_PS),
+        Family::Sequential(m) => m.multiply_adds().saturating_mul(GEMM_MADD_PS),
+        Family::KMeans(m) => m.k.saturating_mul(
+            m.d.saturating_mul(DISTANCE_MADD_PS)
+                .saturating_add(CENTROID_PS),
+        ),
+        Family::Trees(m) => m.max_visits().saturating_mul(NODE_PS),
+    };
+    work.saturating_add(ROW_PS)
 }
 
 /// The index of the first NaN or infinity in `values`. The common all-finite

@@ -107,6 +107,128 @@ pub(super) enum BatchProbabilities {
     },
 }
 
+/// What a family's batch produces besides its outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BatchLayout {
+    /// Outputs per row.
+    pub(super) n_outputs: usize,
+    /// Whether each row gets a class.
+    pub(super) classes: bool,
+    /// Where the probabilities live.
+    pub(super) probabilities: ProbabilityLayout,
+}
+
+/// [`BatchProbabilities`] before the values exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ProbabilityLayout {
+    /// The family has none.
+    None,
+    /// The outputs are the probabilities.
+    SameAsOutputs,
+    /// A separate array of this many values per row.
+    Separate(usize),
+}
+
+/// Where one run of rows writes its results: slices of the batch's arrays
+/// covering exactly those rows (`classes` and `probabilities` are empty when
+/// the layout has none).
+#[derive(Debug)]
+pub(super) struct RowsOut<'o> {
+    /// `rows × n_outputs` values.
+    pub(super) outputs: &'o mut [f32],
+    /// One per row, or empty.
+    pub(super) classes: &'o mut [usize],
+    /// `rows × width` values, or empty.
+    pub(super) probabilities: &'o mut [f32],
+}
+
+/// A batch's result arrays, allocated once for every row, then filled in
+/// runs of rows (possibly on several threads) through [`RowsOut`].
+pub(super) struct BatchArrays {
+    layout: BatchLayout,
+    n_rows: usize,
+    outputs: Vec<f32>,
+    classes: Vec<usize>,
+    probabilities: Vec<f32>,
+}
+
+impl BatchArrays {
+    /// Zeroed arrays for `n_rows` rows of `layout`.
+    pub(super) fn new(layout: BatchLayout, n_rows: usize) -> Self {
+        let width = match layout.probabilities {
+            ProbabilityLayout::Separate(width) => width,
+            _ => 0,
+        };
+        Self {
+            layout,
+            n_rows,
+            outputs: vec![0.0; n_rows.saturating_mul(layout.n_outputs)],
+            classes: if layout.classes {
+                vec![0; n_rows]
+            } else {
+                Vec::new()
+            },
+            probabilities: vec![0.0; n_rows.saturating_mul(width)],
+        }
+    }
+
+    /// Every row at once.
+    pub(super) fn all(&mut self) -> RowsOut<'_> {
+        RowsOut {
+            outputs: &mut self.outputs,
+            classes: &mut self.classes,
+            probabilities: &mut self.probabilities,
+        }
+    }
+
+    /// Consecutive runs of rows, one per length in `lengths` (which must sum
+    /// to the batch's rows).
+    pub(super) fn split(&mut self, lengths: &[usize]) -> Vec<RowsOut<'_>> {
+        let n_out = self.layout.n_outputs;
+        let width = self
+            .probabilities
+            .len()
+            .checked_div(self.n_rows)
+            .unwrap_or(0);
+        let mut outputs = self.outputs.as_mut_slice();
+        let mut classes = self.classes.as_mut_slice();
+        let mut probabilities = self.probabilities.as_mut_slice();
+        let mut runs = Vec::with_capacity(lengths.len());
+        for &rows in lengths {
+            let (o, o_rest) = std::mem::take(&mut outputs).split_at_mut(rows * n_out);
+            let c_len = if self.layout.classes { rows } else { 0 };
+            let (c, c_rest) = std::mem::take(&mut classes).split_at_mut(c_len);
+            let (p, p_rest) = std::mem::take(&mut probabilities).split_at_mut(rows * width);
+            (outputs, classes, probabilities) = (o_rest, c_rest, p_rest);
+            runs.push(RowsOut {
+                outputs: o,
+                classes: c,
+                probabilities: p,
+            });
+        }
+        runs
+    }
+
+    /// The finished batch.
+    pub(super) fn finish(self) -> BatchOutput {
+        let probabilities = match self.layout.probabilities {
+            ProbabilityLayout::None => BatchProbabilities::None,
+            ProbabilityLayout::SameAsOutputs => BatchProbabilities::SameAsOutputs,
+            ProbabilityLayout::Separate(width) => BatchProbabilities::Separate {
+                width,
+                values: self.probabilities,
+            },
+        };
+        BatchOutput {
+            n_rows: self.n_rows,
+            n_outputs: self.layout.n_outputs,
+            outputs: self.outputs,
+            probabilities,
+            classes: self.layout.classes.then_some(self.classes),
+        }
+    }
+}
+
 /// The results of [`Model::predict_batch`](super::Model::predict_batch):
 /// one [`Output`] per row.
 #[derive(Debug, Clone, PartialEq)]

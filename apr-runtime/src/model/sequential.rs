@@ -9,7 +9,7 @@
 use serde_json::Value;
 
 use super::linear::Dense;
-use super::output::{argmax, sized, BatchOutput, BatchProbabilities, Output, Scratch};
+use super::output::{argmax, sized, BatchLayout, Output, ProbabilityLayout, RowsOut, Scratch};
 use super::source::{finite_f32_values, shape_mismatch, TensorSource};
 use super::ModelError;
 use crate::format::Tensor;
@@ -327,48 +327,50 @@ impl<'a> Sequential<'a> {
         }
     }
 
-    /// `scratch`: reuse its buffers for the hidden activations (the result
-    /// is copied out); `None`: fresh buffers, the last one becomes the result.
-    pub(super) fn predict_batch(
+    pub(super) fn layout(&self) -> BatchLayout {
+        BatchLayout {
+            n_outputs: self.n_out,
+            classes: self.ends_in_softmax,
+            probabilities: if self.ends_in_softmax {
+                ProbabilityLayout::SameAsOutputs
+            } else {
+                ProbabilityLayout::None
+            },
+        }
+    }
+
+    /// Multiply-adds per row, over every `Linear` layer.
+    pub(super) fn multiply_adds(&self) -> usize {
+        self.dense_layers()
+            .map(Dense::multiply_adds)
+            .fold(0, usize::saturating_add)
+    }
+
+    /// `n_rows` rows of `rows` into `out` (see [`Sequential::layout`]), the
+    /// hidden activations in `scratch`.
+    pub(super) fn predict_rows(
         &self,
         k: &Kernels,
         rows: &[f32],
         n_rows: usize,
-        scratch: Option<&mut Scratch>,
-    ) -> BatchOutput {
-        let outputs = match scratch {
-            Some(Scratch {
-                primary, secondary, ..
-            }) => forward(&self.layers, k, rows, n_rows, primary, secondary)
-                .select(primary, secondary)
-                .to_vec(),
-            None => {
-                let mut primary = Vec::new();
-                let mut secondary = Vec::new();
-                let result = forward(&self.layers, k, rows, n_rows, &mut primary, &mut secondary);
-                let mut outputs = match result.buffer {
-                    Buffer::Primary => primary,
-                    Buffer::Secondary => secondary,
-                };
-                outputs.truncate(result.len);
-                outputs
-            }
-        };
-        let (probabilities, classes) = if self.ends_in_softmax {
-            let classes = outputs
+        out: RowsOut<'_>,
+        scratch: &mut Scratch,
+    ) {
+        let Scratch {
+            primary, secondary, ..
+        } = scratch;
+        let result = forward(&self.layers, k, rows, n_rows, primary, secondary);
+        let result = result.select(primary, secondary);
+        let len = out.outputs.len().min(result.len());
+        out.outputs[..len].copy_from_slice(&result[..len]);
+        if self.ends_in_softmax {
+            for (row, class) in out
+                .outputs
                 .chunks_exact(self.n_out.max(1))
-                .map(argmax)
-                .collect();
-            (BatchProbabilities::SameAsOutputs, Some(classes))
-        } else {
-            (BatchProbabilities::None, None)
-        };
-        BatchOutput {
-            n_rows,
-            n_outputs: self.n_out,
-            outputs,
-            probabilities,
-            classes,
+                .zip(out.classes.iter_mut())
+            {
+                *class = argmax(row);
+            }
         }
     }
 }

@@ -14,7 +14,7 @@
 //! integer. Every value of the five arrays read must be finite (a NaN or
 //! infinite threshold is [`ModelError::NonFiniteWeight`], like any other).
 
-use super::output::{argmax, sized, BatchOutput, BatchProbabilities, Output, Scratch};
+use super::output::{argmax, sized, BatchLayout, Output, ProbabilityLayout, RowsOut, Scratch};
 use super::source::{f32_values, finite_f32_values, shape_mismatch, vector_len, TensorSource};
 use super::{ModelError, PredictError};
 
@@ -78,6 +78,27 @@ impl DecisionTree {
                 TreeNode::Leaf { .. } => None,
             })
             .max()
+    }
+
+    /// The most nodes a walk visits (1 for a lone leaf). Children come
+    /// after their parent in pre-order, so one forward pass finds every
+    /// node's depth.
+    fn depth(&self) -> usize {
+        let mut depths = vec![0usize; self.nodes.len()];
+        if let Some(root) = depths.first_mut() {
+            *root = 1;
+        }
+        for (i, node) in self.nodes.iter().enumerate() {
+            let here = depths.get(i).copied().unwrap_or(0);
+            if let TreeNode::Split { left, right, .. } = node {
+                for child in [left, right] {
+                    if let Some(d) = depths.get_mut(*child) {
+                        *d = (*d).max(here + 1);
+                    }
+                }
+            }
+        }
+        depths.into_iter().max().unwrap_or(0)
     }
 
     fn max_class(&self) -> Option<usize> {
@@ -188,6 +209,8 @@ fn load_tree(
 /// votes / trees is the one-hot of its leaf class).
 pub(super) struct TreeEnsemble {
     trees: Vec<DecisionTree>,
+    /// The sum of the trees' depths.
+    max_visits: usize,
     n_classes: usize,
     n_features: usize,
 }
@@ -271,6 +294,7 @@ impl TreeEnsemble {
                 .map_or(0, |f| f.saturating_add(1)),
         };
         Ok(Self {
+            max_visits: trees.iter().map(DecisionTree::depth).sum(),
             trees,
             n_classes,
             n_features,
@@ -318,32 +342,37 @@ impl TreeEnsemble {
         })
     }
 
-    pub(super) fn predict_batch(
-        &self,
-        rows: &[f32],
-        n_rows: usize,
-    ) -> Result<BatchOutput, PredictError> {
-        let mut outputs = vec![0.0; n_rows.saturating_mul(self.n_classes)];
-        let mut classes = Vec::with_capacity(n_rows);
+    pub(super) fn layout(&self) -> BatchLayout {
+        BatchLayout {
+            n_outputs: self.n_classes,
+            classes: true,
+            probabilities: ProbabilityLayout::SameAsOutputs,
+        }
+    }
+
+    /// The rows of `rows` into `out` (see [`TreeEnsemble::layout`]); stops
+    /// at the first row a broken tree cannot classify.
+    pub(super) fn predict_rows(&self, rows: &[f32], out: RowsOut<'_>) -> Result<(), PredictError> {
+        let outputs = out.outputs.chunks_exact_mut(self.n_classes.max(1));
         if self.n_features > 0 {
-            for (row, probs) in rows
+            for ((row, probs), class) in rows
                 .chunks_exact(self.n_features)
-                .zip(outputs.chunks_exact_mut(self.n_classes.max(1)))
+                .zip(outputs)
+                .zip(out.classes.iter_mut())
             {
-                classes.push(self.vote(row, probs)?);
+                *class = self.vote(row, probs)?;
             }
         } else {
-            for probs in outputs.chunks_exact_mut(self.n_classes.max(1)) {
-                classes.push(self.vote(&[], probs)?);
+            for (probs, class) in outputs.zip(out.classes.iter_mut()) {
+                *class = self.vote(&[], probs)?;
             }
         }
-        Ok(BatchOutput {
-            n_rows,
-            n_outputs: self.n_classes,
-            outputs,
-            probabilities: BatchProbabilities::SameAsOutputs,
-            classes: Some(classes),
-        })
+        Ok(())
+    }
+
+    /// Node visits per row in the worst case: the sum of the trees' depths.
+    pub(super) fn max_visits(&self) -> usize {
+        self.max_visits
     }
 }
 

@@ -283,10 +283,9 @@ const NR: usize = 4 * LANES;
 const MR: usize = 6;
 /// Rows of X per outer block (a multiple of MR).
 const ROWS_PER_BLOCK: usize = 8 * MR;
-/// Below this many rows, packing W does not pay: run gemv per row (the
-/// break-even measured for the AVX2 table; packing costs about one to two
-/// passes of gemv over W).
-const MIN_ROWS_FOR_PACKING: usize = 10;
+/// Below this many rows, packing W does not pay: run gemv per row
+/// ([`crate::kernels::GEMM_MIN_ROWS_FOR_PACKING`]).
+const MIN_ROWS_FOR_PACKING: usize = crate::kernels::GEMM_MIN_ROWS_FOR_PACKING;
 
 thread_local! {
     /// The packed-W buffer, reused across calls on the same thread.

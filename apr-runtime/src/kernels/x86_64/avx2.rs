@@ -312,10 +312,9 @@ const NR: usize = 2 * LANES;
 const MR: usize = 6;
 /// Rows of X per outer block (a multiple of MR).
 const ROWS_PER_BLOCK: usize = 8 * MR;
-/// Below this many rows, packing W does not pay: run gemv per row. Measured
-/// here (best of 7, 64×256 … 1024×1024): per-row gemv wins up to 8 rows,
-/// packing wins from 12 (by 1.1–1.3×, growing with the row count).
-const MIN_ROWS_FOR_PACKING: usize = 10;
+/// Below this many rows, packing W does not pay: run gemv per row
+/// ([`crate::kernels::GEMM_MIN_ROWS_FOR_PACKING`]).
+const MIN_ROWS_FOR_PACKING: usize = crate::kernels::GEMM_MIN_ROWS_FOR_PACKING;
 
 thread_local! {
     /// The packed-W buffer, reused across calls on the same thread.
