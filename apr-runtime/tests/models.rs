@@ -46,15 +46,22 @@ fn usizes(v: &Value) -> Vec<usize> {
         .collect()
 }
 
-/// `bytes` copied into 8-aligned storage, so F32 tensors can be viewed in place.
+/// Storage for `bytes` with room to place them on a 64-byte boundary (see
+/// [`as_bytes`]), so F32 tensors can be viewed in place.
 fn aligned(bytes: &[u8]) -> Vec<u64> {
-    let mut words = vec![0u64; bytes.len().div_ceil(8)];
-    bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+    let mut words = vec![0u64; bytes.len().div_ceil(8) + 8];
+    let at = bytemuck::cast_slice::<u64, u8>(&words)
+        .as_ptr()
+        .align_offset(64);
+    bytemuck::cast_slice_mut::<u64, u8>(&mut words)[at..at + bytes.len()].copy_from_slice(bytes);
     words
 }
 
+/// The `len` bytes [`aligned`] placed on a 64-byte boundary.
 fn as_bytes(words: &[u64], len: usize) -> &[u8] {
-    &bytemuck::cast_slice::<u64, u8>(words)[..len]
+    let bytes = bytemuck::cast_slice::<u64, u8>(words);
+    let at = bytes.as_ptr().align_offset(64);
+    &bytes[at..at + len]
 }
 
 /// `|a - b| <= rel * max(|a|, |b|)`, with a floor of `rel * 1e-3` so values
@@ -452,8 +459,43 @@ fn fixture_weights_are_used_in_place_when_aligned() -> TestResult {
     let words = aligned(&bytes);
     let model = Model::from_bytes(as_bytes(&words, bytes.len()))?;
     let storage = model.weight_storage();
-    assert_eq!((storage.in_place, storage.converted), (6, 0));
+    assert_eq!(
+        (storage.in_place, storage.realigned, storage.converted),
+        (6, 0, 0)
+    );
     assert_eq!(storage.parameters, 32 * 4 + 32 + 16 * 32 + 16 + 3 * 16 + 3);
+    Ok(())
+}
+
+#[test]
+fn unaligned_bytes_are_realigned_once_with_the_same_answers() -> TestResult {
+    let bytes = fixture("mlp_multiclass.v2.apr");
+    let words = aligned(&bytes);
+    let in_place = Model::from_bytes(as_bytes(&words, bytes.len()))?;
+    let mut scratch = in_place.scratch();
+    let x = [0.3, -1.2, 0.7, 2.0];
+    let want = in_place.predict(&x, &mut scratch)?.outputs.to_vec();
+    for shift in [4, 16, 32, 48] {
+        // `bytes` at `shift` mod 64 (F32 still 4-aligned, so viewable).
+        let mut storage = vec![0u64; bytes.len().div_ceil(8) + 16];
+        let base = bytemuck::cast_slice::<u64, u8>(&storage)
+            .as_ptr()
+            .align_offset(64);
+        let at = base + shift;
+        bytemuck::cast_slice_mut::<u64, u8>(&mut storage)[at..at + bytes.len()]
+            .copy_from_slice(&bytes);
+        let shifted = &bytemuck::cast_slice::<u64, u8>(&storage)[at..at + bytes.len()];
+        let model = Model::from_bytes(shifted)?;
+        let storage = model.weight_storage();
+        assert_eq!(
+            (storage.in_place, storage.realigned, storage.converted),
+            (0, 6, 0),
+            "{shift} mod 64"
+        );
+        let mut scratch = model.scratch();
+        let got = model.predict(&x, &mut scratch)?.outputs.to_vec();
+        assert_eq!(got, want, "{shift} mod 64");
+    }
     Ok(())
 }
 

@@ -28,11 +28,22 @@ fn values(n: usize, at: usize, bad: f32, also: Option<usize>) -> Vec<f32> {
     v
 }
 
-/// `bytes` copied into 8-aligned storage, so F32 tensors are viewed in place.
+/// Storage for `bytes` with room to place them on a 64-byte boundary (see
+/// [`as_bytes`]), so F32 tensors are viewed in place.
 fn aligned(bytes: &[u8]) -> Vec<u64> {
-    let mut words = vec![0u64; bytes.len().div_ceil(8)];
-    bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+    let mut words = vec![0u64; bytes.len().div_ceil(8) + 8];
+    let at = bytemuck::cast_slice::<u64, u8>(&words)
+        .as_ptr()
+        .align_offset(64);
+    bytemuck::cast_slice_mut::<u64, u8>(&mut words)[at..at + bytes.len()].copy_from_slice(bytes);
     words
+}
+
+/// The `len` bytes [`aligned`] placed on a 64-byte boundary.
+fn as_bytes(words: &[u64], len: usize) -> &[u8] {
+    let bytes = bytemuck::cast_slice::<u64, u8>(words);
+    let at = bytes.as_ptr().align_offset(64);
+    &bytes[at..at + len]
 }
 
 /// Loads `writer`'s container twice, viewed in place (aligned) and copied
@@ -41,7 +52,7 @@ fn aligned(bytes: &[u8]) -> Vec<u64> {
 fn assert_refused(writer: &AprWriter, tensor: &str, index: usize, what: &str) {
     let bytes = writer.to_bytes();
     let words = aligned(&bytes);
-    let in_place = &bytemuck::cast_slice::<u64, u8>(&words)[..bytes.len()];
+    let in_place = as_bytes(&words, bytes.len());
     let mut shifted = vec![0u8; bytes.len() + 1];
     shifted[1..].copy_from_slice(&bytes);
     for (layout, bytes) in [("in place", in_place), ("copied", &shifted[1..])] {
@@ -78,12 +89,12 @@ fn the_finite_versions_of_every_test_model_load() -> TestResult {
     // The two layouts `assert_refused` loads: F32 viewed in place, and copied.
     let bytes = affine("LinearRegression", &weight, &bias).to_bytes();
     let words = aligned(&bytes);
-    let in_place = Model::from_bytes(&bytemuck::cast_slice::<u64, u8>(&words)[..bytes.len()])?;
+    let in_place = Model::from_bytes(as_bytes(&words, bytes.len()))?;
     assert_eq!(in_place.weight_storage().in_place, 2);
     let mut shifted = vec![0u8; bytes.len() + 1];
     shifted[1..].copy_from_slice(&bytes);
     let copied = Model::from_bytes(&shifted[1..])?;
-    assert_eq!(copied.weight_storage().converted, 2);
+    assert_eq!(copied.weight_storage().realigned, 2);
     for model_type in ["LinearRegression", "LogisticRegression"] {
         Model::from_bytes(&affine(model_type, &weight, &bias).to_bytes())?;
     }

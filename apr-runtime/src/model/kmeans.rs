@@ -1,16 +1,15 @@
 //! K-means: the nearest centroid by squared Euclidean distance.
 
-use std::borrow::Cow;
-
 use super::output::{argmin, sized, BatchLayout, Output, ProbabilityLayout, RowsOut, Scratch};
-use super::source::{finite_f32_values, shape_mismatch, TensorSource};
+use super::source::{finite_weights, shape_mismatch, TensorSource};
+use super::weights::Weights;
 use super::ModelError;
 use crate::kernels::Kernels;
 
 /// `centroids` `[k, d]`; the scalar bookkeeping tensors aprender stores next
 /// to them (`n_clusters`, `inertia`, `max_iter`, ...) are ignored.
 pub(super) struct KMeans<'a> {
-    pub(super) centroids: Cow<'a, [f32]>,
+    pub(super) centroids: Weights<'a>,
     pub(super) k: usize,
     pub(super) d: usize,
 }
@@ -28,7 +27,7 @@ impl<'a> KMeans<'a> {
             }
         };
         Ok(Self {
-            centroids: finite_f32_values(&tensor)?,
+            centroids: finite_weights(&tensor)?,
             k,
             d,
         })

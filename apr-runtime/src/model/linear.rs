@@ -1,18 +1,17 @@
 //! Affine maps (`y = W x + b`): linear regression, logistic regression
 //! (binary and multinomial), and every `Linear` layer of a network.
 
-use std::borrow::Cow;
-
 use super::output::{argmax, sized, BatchLayout, Output, ProbabilityLayout, RowsOut, Scratch};
-use super::source::{finite_f32_values, is_scalar, shape_mismatch, vector_len, TensorSource};
+use super::source::{finite_weights, is_scalar, shape_mismatch, vector_len, TensorSource};
+use super::weights::Weights;
 use super::ModelError;
 use crate::kernels::Kernels;
 
 /// `y = W x + b` with `W` row-major `n_out × n_in`, borrowed from the file
-/// when it is stored as aligned F32.
+/// when it is stored as 64-byte aligned F32.
 pub(super) struct Dense<'a> {
-    pub(super) weight: Cow<'a, [f32]>,
-    pub(super) bias: Option<Cow<'a, [f32]>>,
+    pub(super) weight: Weights<'a>,
+    pub(super) bias: Option<Weights<'a>>,
     pub(super) n_in: usize,
     pub(super) n_out: usize,
 }
@@ -36,7 +35,7 @@ impl<'a> Dense<'a> {
     }
 
     /// The weight and bias buffers, for storage accounting.
-    pub(super) fn buffers(&self) -> impl Iterator<Item = &Cow<'a, [f32]>> {
+    pub(super) fn buffers(&self) -> impl Iterator<Item = &Weights<'a>> {
         std::iter::once(&self.weight).chain(self.bias.as_ref())
     }
 
@@ -76,8 +75,8 @@ pub(super) fn load_affine<'a>(src: &TensorSource<'_, 'a>) -> Result<Dense<'a>, M
             }
         }
         // Shapes first, then values: the weight's, then the bias's.
-        let weight_values = finite_f32_values(&weight)?;
-        let bias = bias.as_ref().map(finite_f32_values).transpose()?;
+        let weight_values = finite_weights(&weight)?;
+        let bias = bias.as_ref().map(finite_weights).transpose()?;
         return Ok(Dense {
             weight: weight_values,
             bias,
@@ -101,8 +100,8 @@ pub(super) fn load_affine<'a>(src: &TensorSource<'_, 'a>) -> Result<Dense<'a>, M
         }
         intercept => intercept,
     };
-    let weight = finite_f32_values(&coefficients)?;
-    let bias = intercept.as_ref().map(finite_f32_values).transpose()?;
+    let weight = finite_weights(&coefficients)?;
+    let bias = intercept.as_ref().map(finite_weights).transpose()?;
     Ok(Dense {
         weight,
         bias,

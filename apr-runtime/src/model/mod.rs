@@ -34,14 +34,15 @@ mod parallel;
 mod sequential;
 mod source;
 mod tree;
+mod weights;
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
 pub use error::{ModelError, PredictError};
 pub use output::{BatchOutput, Output, Prediction, Scratch};
+pub use weights::WEIGHT_ALIGNMENT;
 
 use crate::format::AprFile;
 use crate::kernels::{self, Kernels};
@@ -108,28 +109,31 @@ impl fmt::Display for ModelFamily {
     }
 }
 
-/// How a model's weights are held: viewed in place in the file's bytes, or
+/// How a model's weights are held: viewed in place in the file's bytes,
+/// copied at load because the bytes were not [`WEIGHT_ALIGNMENT`]-aligned, or
 /// converted to `f32` at load (for inspection output).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WeightStorage {
-    /// Weight tensors used in place (aligned F32).
+    /// Weight tensors used in place (F32, 64-byte aligned in memory).
     pub in_place: usize,
+    /// F32 weight tensors copied once at load into 64-byte aligned storage,
+    /// because the bytes the model was loaded from did not put them on a
+    /// 64-byte boundary (e.g. a `std::fs::read` buffer). Load from 64-byte
+    /// aligned bytes (as `#[apr_lambda]` embeds them) to avoid the copy.
+    pub realigned: usize,
     /// Weight tensors decoded or dequantized once at load (F16, BF16, F64,
-    /// APR-Q8, APR-Q4, ... or unaligned F32).
+    /// APR-Q8, APR-Q4, ...).
     pub converted: usize,
     /// The number of `f32` values across all weight tensors.
     pub parameters: usize,
 }
 
 impl WeightStorage {
-    #[allow(
-        clippy::ptr_arg,
-        reason = "whether the Cow borrows or owns is what is counted"
-    )]
-    fn add(&mut self, buffer: &Cow<'_, [f32]>) {
+    fn add(&mut self, buffer: &weights::Weights<'_>) {
         match buffer {
-            Cow::Borrowed(_) => self.in_place += 1,
-            Cow::Owned(_) => self.converted += 1,
+            weights::Weights::InPlace(_) => self.in_place += 1,
+            weights::Weights::Realigned(_) => self.realigned += 1,
+            weights::Weights::Converted(_) => self.converted += 1,
         }
         self.parameters = self.parameters.saturating_add(buffer.len());
     }

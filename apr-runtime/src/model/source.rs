@@ -6,6 +6,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
+use super::weights::Weights;
 use super::{first_non_finite, ModelError, ModelFamily};
 use crate::format::{AprFile, Tensor};
 
@@ -86,6 +87,13 @@ pub(super) fn finite_f32_values<'a>(tensor: &Tensor<'a>) -> Result<Cow<'a, [f32]
         }),
         None => Ok(values),
     }
+}
+
+/// [`finite_f32_values`] of a tensor the kernels stream (weights, biases,
+/// centroids), held 64-byte aligned: in place when the bytes already are,
+/// copied once otherwise.
+pub(super) fn finite_weights<'a>(tensor: &Tensor<'a>) -> Result<Weights<'a>, ModelError> {
+    Ok(Weights::new(tensor, finite_f32_values(tensor)?))
 }
 
 /// A [`ModelError::ShapeMismatch`] for `tensor`.

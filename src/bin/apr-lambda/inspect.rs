@@ -78,6 +78,7 @@ fn model_json(file: &AprFile<'_>) -> Value {
                 "n_classes": model.n_classes(),
                 "parameters": storage.parameters,
                 "weights_in_place": storage.in_place,
+                "weights_realigned": storage.realigned,
                 "weights_dequantized": storage.converted,
             })
         }
@@ -234,12 +235,13 @@ fn render_text(report: &Value) -> String {
     } else {
         let _ = writeln!(
             out,
-            "model:       {}, {} features -> {} outputs; {} parameters ({} weight tensors used in place, {} dequantized at load)",
+            "model:       {}, {} features -> {} outputs; {} parameters ({} weight tensors used in place, {} copied at load to a 64-byte boundary, {} dequantized at load)",
             scalar(&model["family"]),
             scalar(&model["n_features"]),
             scalar(&model["n_outputs"]),
             scalar(&model["parameters"]),
             scalar(&model["weights_in_place"]),
+            scalar(&model["weights_realigned"]),
             scalar(&model["weights_dequantized"]),
         );
     }
