@@ -12,225 +12,16 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::runtime_api::{Answer, RuntimeApi};
-
-/// Generous: the external bootstrap may run under qemu.
-const TIMEOUT: Duration = Duration::from_secs(120);
-
-/// The binary under test and how to start it.
-#[derive(Debug, Clone)]
-struct FunctionBinary {
-    path: PathBuf,
-    runner: Option<String>,
-}
-
-impl FunctionBinary {
-    fn command(&self) -> Command {
-        match &self.runner {
-            Some(runner) => {
-                let mut c = Command::new(runner);
-                c.arg(&self.path);
-                c
-            }
-            None => Command::new(&self.path),
-        }
-    }
-
-    /// The model's number of features, read from the function itself (local
-    /// mode answers an empty row with a `FeatureCount` error naming it).
-    fn n_features(&self) -> usize {
-        let out = self
-            .command()
-            .arg(r#"{"features":[]}"#)
-            .env_remove("AWS_LAMBDA_RUNTIME_API")
-            .output()
-            .expect("run the function in local mode");
-        assert!(!out.status.success(), "an empty row must fail");
-        let line = String::from_utf8_lossy(&out.stdout);
-        let error: Value = serde_json::from_str(line.trim()).expect("local mode prints JSON");
-        assert_eq!(error["errorType"], "FeatureCount", "{error}");
-        let message = error["errorMessage"].as_str().unwrap_or_default();
-        message
-            .rsplit(' ')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no feature count in {message:?}"))
-    }
-}
-
-fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `cargo build --example NAME` (once per test process); the binary's path.
-fn example(name: &str) -> FunctionBinary {
-    static BUILT: OnceLock<Mutex<Vec<(String, PathBuf)>>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| Mutex::new(Vec::new()));
-    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, path)) = built.iter().find(|(n, _)| n == name) {
-        return FunctionBinary {
-            path: path.clone(),
-            runner: None,
-        };
-    }
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--example", name])
-        .current_dir(workspace())
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build --example {name} failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"));
-    let path = target.join("debug").join("examples").join(name);
-    assert!(path.exists(), "{} was not built", path.display());
-    built.push((name.to_owned(), path.clone()));
-    FunctionBinary { path, runner: None }
-}
-
-/// The default example: the macro-built `iris` once it exists.
-fn default_example() -> FunctionBinary {
-    if workspace().join("examples/iris.rs").exists() {
-        example("iris")
-    } else {
-        example("serve_manual")
-    }
-}
-
-/// A running function: the child process, its Runtime API and its stdout.
-struct Function {
-    api: RuntimeApi,
-    child: Child,
-    stdout: Arc<Mutex<Vec<String>>>,
-}
-
-impl Function {
-    fn start(binary: &FunctionBinary, envs: &[(&str, &str)]) -> Function {
-        let api = RuntimeApi::start();
-        let mut command = binary.command();
-        command
-            .env("AWS_LAMBDA_RUNTIME_API", api.address())
-            .env("AWS_LAMBDA_FUNCTION_NAME", "apr-e2e")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-            .env_remove("RUST_LOG")
-            .env_remove("AWS_LAMBDA_LOG_LEVEL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (k, v) in envs {
-            command.env(k, v);
-        }
-        let mut child = command.spawn().expect("start the function");
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        if let Some(pipe) = child.stdout.take() {
-            let lines = Arc::clone(&stdout);
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-                }
-            });
-        }
-        Function { api, child, stdout }
-    }
-
-    fn invoke(&self, event: &Value) -> Answer {
-        self.invoke_raw(event.to_string().as_bytes())
-    }
-
-    fn invoke_raw(&self, event: &[u8]) -> Answer {
-        self.api.invoke(event, TIMEOUT).unwrap_or_else(|| {
-            panic!(
-                "no answer within {TIMEOUT:?} to {}",
-                String::from_utf8_lossy(&event[..event.len().min(200)])
-            )
-        })
-    }
-
-    fn stdout_lines(&self) -> Vec<String> {
-        self.stdout
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// VmRSS of the child, in kB (Linux). Under a runner (qemu) this is the
-    /// emulator's RSS.
-    fn rss_kb(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-    }
-}
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn ok_body(answer: &Answer) -> Value {
-    match answer {
-        Answer::Response(_) => answer.json(),
-        Answer::Error { .. } => panic!("expected a response, got the error {}", answer.json()),
-    }
-}
-
-/// Asserts an error answer with `error_type` whose message contains `needle`.
-fn assert_error(answer: &Answer, error_type: &str, needle: &str) {
-    let Answer::Error { .. } = answer else {
-        panic!(
-            "expected a {error_type} error, got the response {}",
-            answer.json()
-        );
-    };
-    let body = answer.json();
-    assert_eq!(body["errorType"], error_type, "{body}");
-    let message = body["errorMessage"].as_str().unwrap_or_default();
-    assert!(
-        message.contains(needle),
-        "the {error_type} message should mention {needle:?}: {message}"
-    );
-}
-
-fn row(n: usize, seed: usize) -> Vec<f64> {
-    (0..n)
-        .map(|i| ((i * 7 + seed * 13) % 10) as f64 * 0.5 + 0.1)
-        .collect()
-}
-
-/// A prediction entry (single response or batch element) is well formed.
-fn assert_prediction(entry: &Value) {
-    assert!(
-        entry["prediction"].is_number() || entry["prediction"].is_array(),
-        "{entry}"
-    );
-    let outputs = entry["outputs"].as_array().expect("outputs");
-    assert!(!outputs.is_empty());
-    if let Some(p) = entry.get("probabilities") {
-        let sum: f64 = p
-            .as_array()
-            .expect("array")
-            .iter()
-            .filter_map(Value::as_f64)
-            .sum();
-        assert!(
-            (sum - 1.0).abs() < 1e-3,
-            "probabilities sum to {sum}: {entry}"
-        );
-    }
-}
+use support::function::{
+    assert_error, assert_prediction, assert_same_prediction, base64_encode, default_example,
+    example, http_answer, ok_body, row, url_event, workspace, Function, FunctionBinary, TIMEOUT,
+};
+use support::runtime_api::RuntimeApi;
 
 /// Good single and batch events; `cold_start` only on the first.
 fn check_good_events(f: &Function, n: usize) {
@@ -252,24 +43,6 @@ fn check_good_events(f: &Function, n: usize) {
         assert_same_prediction(&alone["prediction"], &entry["prediction"]);
     }
     assert_same_prediction(&batch["predictions"][1]["prediction"], &first["prediction"]);
-}
-
-/// Class indices are equal; values agree to 1e-5 relative (a batch goes
-/// through matrix-matrix kernels, a single row through matrix-vector ones).
-fn assert_same_prediction(a: &Value, b: &Value) {
-    match (a, b) {
-        (Value::Array(a), Value::Array(b)) => {
-            assert_eq!(a.len(), b.len());
-            a.iter()
-                .zip(b)
-                .for_each(|(a, b)| assert_same_prediction(a, b));
-        }
-        _ if a.is_u64() || b.is_u64() => assert_eq!(a, b),
-        _ => {
-            let (x, y) = (a.as_f64().expect("number"), b.as_f64().expect("number"));
-            assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "{x} vs {y}");
-        }
-    }
 }
 
 /// Each bad event gets an error naming the problem; a good event follows.
@@ -347,34 +120,12 @@ fn check_bad_events(f: &Function, n: usize) {
     }
 
     // Function URL / API Gateway HTTP API (2.0) events.
-    let url_event = |body: &str, base64: bool| {
-        json!({
-            "version": "2.0",
-            "routeKey": "$default",
-            "rawPath": "/",
-            "rawQueryString": "",
-            "headers": { "content-type": "application/json" },
-            "requestContext": {
-                "http": { "method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1" },
-                "requestId": "e2e", "stage": "$default"
-            },
-            "body": body,
-            "isBase64Encoded": base64
-        })
-    };
-    let http = |answer: Answer| -> (u64, Value) {
-        let v = ok_body(&answer);
-        assert_eq!(v["headers"]["content-type"], "application/json", "{v}");
-        let body: Value =
-            serde_json::from_str(v["body"].as_str().expect("body string")).expect("JSON body");
-        (v["statusCode"].as_u64().expect("statusCode"), body)
-    };
     let good_body = good.to_string();
-    let (status, body) = http(f.invoke(&url_event(&good_body, false)));
+    let (status, body) = http_answer(&f.invoke(&url_event(&good_body, false)));
     assert_eq!(status, 200, "{body}");
     assert_prediction(&body);
     let encoded = base64_encode(good_body.as_bytes());
-    let (status, body) = http(f.invoke(&url_event(&encoded, true)));
+    let (status, body) = http_answer(&f.invoke(&url_event(&encoded, true)));
     assert_eq!(status, 200, "{body}");
     assert_prediction(&body);
 
@@ -394,34 +145,13 @@ fn check_bad_events(f: &Function, n: usize) {
         ),
         (r#"{"instances": []}"#, false, "EmptyBatch", "empty"),
     ] {
-        let (status, body) = http(f.invoke(&url_event(bad_body, base64)));
+        let (status, body) = http_answer(&f.invoke(&url_event(bad_body, base64)));
         assert_eq!(status, 400, "{body}");
         assert_eq!(body["errorType"], error_type, "{body}");
         let message = body["errorMessage"].as_str().unwrap_or_default();
         assert!(message.contains(needle), "{message}");
         assert_prediction(&ok_body(&f.invoke(&good)));
     }
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// The log lines on stdout: one per invocation, plus the EMF line once.

@@ -5,14 +5,22 @@
 //! - `GET /2018-06-01/runtime/invocation/next` long-polls until
 //!   [`RuntimeApi::invoke`] queues an event, then answers it with the
 //!   `Lambda-Runtime-Aws-Request-Id`, `-Deadline-Ms`,
-//!   `-Invoked-Function-Arn` and `-Trace-Id` headers;
-//! - `POST .../invocation/{id}/response` and `.../{id}/error` are collected
-//!   and handed back by `invoke`;
+//!   `-Invoked-Function-Arn` and `-Trace-Id` headers (and `-Aws-Tenant-Id`
+//!   when asked). Any number of polls may wait at once (Lambda Managed
+//!   Instances); each queued event goes to exactly one of them, never to a
+//!   poll whose connection was closed;
+//! - `POST .../invocation/{id}/response` and `.../{id}/error` are collected,
+//!   matched by request id, and handed back by `invoke`;
 //! - `POST /2018-06-01/runtime/init/error` is collected
 //!   ([`RuntimeApi::wait_init_error`]).
+//!
+//! A [`Delivery`] injects Runtime API faults into one event (headers left
+//! out or malformed, a bare error status instead of the event) or delays
+//! the acknowledgement of its answer. Counters tell how many polls wait at
+//! once and how often each event was delivered and answered.
 #![allow(dead_code)]
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -62,12 +70,88 @@ pub struct InitError {
     pub body: serde_json::Value,
 }
 
+/// How one queued event is handed out by `/next`, and how its answer is
+/// acknowledged: the default is what Lambda does.
+#[derive(Debug, Clone, Default)]
+pub struct Delivery {
+    /// Headers left out of the `/next` answer (lowercase names, e.g.
+    /// `lambda-runtime-aws-request-id`).
+    pub omit: Vec<String>,
+    /// Headers added to the `/next` answer, or replacing the usual value.
+    pub set: Vec<(String, String)>,
+    /// Answer the poll with this status code, the body `{"errorMessage":…}`
+    /// and no Lambda header at all, instead of the event.
+    pub bare_status: Option<u16>,
+    /// Wait this long before acknowledging (`202`) the function's answer.
+    pub ack_delay: Duration,
+    /// Acknowledge the answer only once [`RuntimeApi::release`] is called.
+    pub hold_ack: bool,
+}
+
+impl Delivery {
+    /// Leaves header `name` out.
+    pub fn omit(mut self, name: &str) -> Self {
+        self.omit.push(name.to_ascii_lowercase());
+        self
+    }
+
+    /// Sends header `name` with `value`.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.set.push((name.to_ascii_lowercase(), value.to_owned()));
+        self
+    }
+
+    /// Sends `Lambda-Runtime-Aws-Tenant-Id: tenant` (tenant isolation mode).
+    pub fn tenant(self, tenant: &str) -> Self {
+        self.header("lambda-runtime-aws-tenant-id", tenant)
+    }
+
+    /// Answers the poll with `status` and no Lambda header.
+    pub fn bare_status(mut self, status: u16) -> Self {
+        self.bare_status = Some(status);
+        self
+    }
+
+    /// Acknowledges the answer only after `delay`.
+    pub fn ack_delay(mut self, delay: Duration) -> Self {
+        self.ack_delay = delay;
+        self
+    }
+
+    /// Acknowledges the answer only once [`RuntimeApi::release`] is called
+    /// (the function's invocation stays in flight until then).
+    pub fn hold_ack(mut self) -> Self {
+        self.hold_ack = true;
+        self
+    }
+}
+
+/// The X-Ray trace header every event carries.
+pub const TRACE_ID: &str =
+    "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+
+struct Queued {
+    id: String,
+    event: Vec<u8>,
+    delivery: Delivery,
+}
+
 #[derive(Default)]
 struct State {
-    queue: VecDeque<(String, Vec<u8>)>,
+    queue: VecDeque<Queued>,
     answers: HashMap<String, Answer>,
     init_error: Option<InitError>,
     polls: usize,
+    /// Polls waiting for an event right now, and the most at once.
+    waiting: usize,
+    max_waiting: usize,
+    /// How many times each request id was handed out, and answered.
+    delivered: HashMap<String, usize>,
+    answered: HashMap<String, usize>,
+    /// Answers to hold before acknowledging, and the acknowledged ones.
+    ack_delays: HashMap<String, Duration>,
+    held: HashSet<String>,
+    acked: HashSet<String>,
     first_poll: Option<Instant>,
     first_answer: Option<Instant>,
     shutdown: bool,
@@ -131,13 +215,22 @@ impl RuntimeApi {
 
     /// Queues `event` for the next `/next` poll; returns its request id.
     pub fn enqueue(&self, event: &[u8]) -> String {
+        self.enqueue_with(event, Delivery::default())
+    }
+
+    /// Queues `event`, delivered as `delivery` says; returns its request id.
+    pub fn enqueue_with(&self, event: &[u8], delivery: Delivery) -> String {
         let id = {
             let mut next = self.next_id.lock().unwrap_or_else(|e| e.into_inner());
             *next += 1;
             format!("req-{:08}", *next)
         };
         let mut state = self.shared.lock();
-        state.queue.push_back((id.clone(), event.to_vec()));
+        state.queue.push_back(Queued {
+            id: id.clone(),
+            event: event.to_vec(),
+            delivery,
+        });
         self.shared.changed.notify_all();
         id
     }
@@ -153,7 +246,7 @@ impl RuntimeApi {
             }
             let now = Instant::now();
             if now >= deadline {
-                state.queue.retain(|(queued, _)| queued != id);
+                state.queue.retain(|queued| queued.id != id);
                 return None;
             }
             state = self
@@ -163,6 +256,12 @@ impl RuntimeApi {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+
+    /// Like [`wait_answer`](Self::wait_answer), but on timeout the event
+    /// stays queued (to wait again).
+    pub fn wait_answer_kept(&self, id: &str, timeout: Duration) -> Option<Answer> {
+        self.wait_for_mut(timeout, |s| s.answers.remove(id))
     }
 
     /// Waits up to `timeout` for the first `/next` poll; returns when it came.
@@ -185,15 +284,86 @@ impl RuntimeApi {
         self.shared.lock().polls
     }
 
+    /// How many `/next` polls wait for an event right now.
+    pub fn waiting_polls(&self) -> usize {
+        self.shared.lock().waiting
+    }
+
+    /// The most `/next` polls that waited at once.
+    pub fn max_waiting_polls(&self) -> usize {
+        self.shared.lock().max_waiting
+    }
+
+    /// Waits up to `timeout` until at least `n` polls wait at once.
+    pub fn wait_waiting_polls(&self, n: usize, timeout: Duration) -> bool {
+        self.wait_for(timeout, |s| (s.waiting >= n).then_some(()))
+            .is_some()
+    }
+
+    /// How many times request `id` was handed to a poll.
+    pub fn delivered(&self, id: &str) -> usize {
+        self.shared.lock().delivered.get(id).copied().unwrap_or(0)
+    }
+
+    /// How many answers (`/response` or `/error`) request `id` received.
+    pub fn answered(&self, id: &str) -> usize {
+        self.shared.lock().answered.get(id).copied().unwrap_or(0)
+    }
+
+    /// Request ids delivered or answered other than exactly once, and
+    /// answers to ids never delivered, as `(id, delivered, answered)`.
+    pub fn irregular(&self) -> Vec<(String, usize, usize)> {
+        let state = self.shared.lock();
+        let ids: HashSet<&String> = state
+            .delivered
+            .keys()
+            .chain(state.answered.keys())
+            .collect();
+        let mut odd: Vec<(String, usize, usize)> = ids
+            .into_iter()
+            .map(|id| {
+                (
+                    id.clone(),
+                    state.delivered.get(id).copied().unwrap_or(0),
+                    state.answered.get(id).copied().unwrap_or(0),
+                )
+            })
+            .filter(|&(_, d, a)| d != 1 || a != 1)
+            .collect();
+        odd.sort();
+        odd
+    }
+
+    /// Lets the acknowledgement of request `id`'s answer go
+    /// ([`Delivery::hold_ack`]).
+    pub fn release(&self, id: &str) {
+        self.shared.lock().held.remove(id);
+        self.shared.changed.notify_all();
+    }
+
+    /// Whether the answer to request `id` has been acknowledged (the `202`
+    /// is being written, or was).
+    pub fn acked(&self, id: &str) -> bool {
+        self.shared.lock().acked.contains(id)
+    }
+
     fn wait_for<T>(
         &self,
         timeout: Duration,
         mut get: impl FnMut(&State) -> Option<T>,
     ) -> Option<T> {
+        self.wait_for_mut(timeout, |s| get(s))
+    }
+
+    fn wait_for_mut<T>(
+        &self,
+        timeout: Duration,
+        mut get: impl FnMut(&mut State) -> Option<T>,
+    ) -> Option<T> {
         let deadline = Instant::now() + timeout;
         let mut state = self.shared.lock();
         loop {
-            if let Some(value) = get(&state) {
+            if let Some(value) = get(&mut state) {
                 return Some(value);
             }
             let now = Instant::now();
@@ -327,6 +497,20 @@ fn respond(writer: &mut TcpStream, status: &str, headers: &[(&str, String)], bod
         && writer.flush().is_ok()
 }
 
+/// Whether the client closed the connection (a long poll it gave up on).
+fn peer_closed(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    let closed = match stream.peek(&mut byte) {
+        Ok(n) => n == 0,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    };
+    let _ = stream.set_nonblocking(false);
+    closed
+}
+
 const PREFIX: &str = "/2018-06-01/runtime/";
 
 fn handle(request: &Request, writer: &mut TcpStream, shared: &Shared) -> bool {
@@ -335,50 +519,91 @@ fn handle(request: &Request, writer: &mut TcpStream, shared: &Shared) -> bool {
     };
     match (request.method.as_str(), route) {
         ("GET", "invocation/next") => {
-            let (id, event) = {
+            let next = {
                 let mut state = shared.lock();
                 state.polls += 1;
                 if state.first_poll.is_none() {
                     state.first_poll = Some(Instant::now());
                 }
+                state.waiting += 1;
+                state.max_waiting = state.max_waiting.max(state.waiting);
                 shared.changed.notify_all();
-                loop {
+                let next = loop {
                     if state.shutdown {
-                        return false;
+                        break None;
+                    }
+                    // Never hand an event to a poll nobody waits for.
+                    if !state.queue.is_empty() && peer_closed(writer) {
+                        break None;
                     }
                     if let Some(next) = state.queue.pop_front() {
-                        break next;
+                        *state.delivered.entry(next.id.clone()).or_insert(0) += 1;
+                        if next.delivery.hold_ack {
+                            state.held.insert(next.id.clone());
+                        }
+                        if !next.delivery.ack_delay.is_zero() {
+                            state
+                                .ack_delays
+                                .insert(next.id.clone(), next.delivery.ack_delay);
+                        }
+                        break Some(next);
                     }
                     state = shared
                         .changed
                         .wait_timeout(state, Duration::from_millis(200))
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
-                }
+                    if state.queue.is_empty() && peer_closed(writer) {
+                        break None;
+                    }
+                };
+                state.waiting -= 1;
+                shared.changed.notify_all();
+                next
             };
+            let Some(Queued {
+                id,
+                event,
+                delivery,
+            }) = next
+            else {
+                return false;
+            };
+            if let Some(status) = delivery.bare_status {
+                return respond(
+                    writer,
+                    &format!("{status} Injected Fault"),
+                    &[],
+                    br#"{"errorMessage":"injected fault"}"#,
+                );
+            }
             let deadline = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis())
                 + 60_000;
-            respond(
-                writer,
-                "200 OK",
-                &[
-                    ("content-type", "application/json".to_owned()),
-                    ("lambda-runtime-aws-request-id", id),
-                    ("lambda-runtime-deadline-ms", deadline.to_string()),
-                    (
-                        "lambda-runtime-invoked-function-arn",
-                        "arn:aws:lambda:us-east-1:123456789012:function:apr-e2e".to_owned(),
-                    ),
-                    (
-                        "lambda-runtime-trace-id",
-                        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
-                            .to_owned(),
-                    ),
-                ],
-                &event,
-            )
+            let mut headers: Vec<(String, String)> = vec![
+                ("content-type".to_owned(), "application/json".to_owned()),
+                ("lambda-runtime-aws-request-id".to_owned(), id),
+                (
+                    "lambda-runtime-deadline-ms".to_owned(),
+                    deadline.to_string(),
+                ),
+                (
+                    "lambda-runtime-invoked-function-arn".to_owned(),
+                    "arn:aws:lambda:us-east-1:123456789012:function:apr-e2e".to_owned(),
+                ),
+                ("lambda-runtime-trace-id".to_owned(), TRACE_ID.to_owned()),
+            ];
+            headers.retain(|(name, _)| !delivery.omit.contains(name));
+            for (name, value) in delivery.set {
+                headers.retain(|(n, _)| *n != name);
+                headers.push((name, value));
+            }
+            let headers: Vec<(&str, String)> = headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.clone()))
+                .collect();
+            respond(writer, "200 OK", &headers, &event)
         }
         ("POST", "init/error") => {
             let body = serde_json::from_slice(&request.body).unwrap_or(serde_json::Value::Null);
@@ -420,6 +645,22 @@ fn handle(request: &Request, writer: &mut TcpStream, shared: &Shared) -> bool {
                 state.first_answer = Some(Instant::now());
             }
             state.answers.insert(id.to_owned(), answer);
+            *state.answered.entry(id.to_owned()).or_insert(0) += 1;
+            let delay = state.ack_delays.remove(id);
+            shared.changed.notify_all();
+            drop(state);
+            if let Some(delay) = delay {
+                thread::sleep(delay);
+            }
+            let mut state = shared.lock();
+            while state.held.contains(id) && !state.shutdown {
+                state = shared
+                    .changed
+                    .wait_timeout(state, Duration::from_millis(200))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            state.acked.insert(id.to_owned());
             shared.changed.notify_all();
             drop(state);
             respond(writer, "202 Accepted", &[], br#"{"status":"OK"}"#)
