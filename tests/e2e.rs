@@ -439,19 +439,58 @@ fn local_mode_answers_arguments_and_stdin_then_exits() {
 
 #[test]
 fn a_partial_lambda_environment_is_an_error_not_a_panic() {
+    const NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+    const VERSION: &str = "AWS_LAMBDA_FUNCTION_VERSION";
+    const MEMORY: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
     let binary = default_example();
-    let api = RuntimeApi::start();
-    let out = binary
-        .command()
-        .env("AWS_LAMBDA_RUNTIME_API", api.address())
-        .env_remove("AWS_LAMBDA_FUNCTION_NAME")
-        .env_remove("AWS_LAMBDA_FUNCTION_VERSION")
-        .env_remove("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("AWS_LAMBDA_FUNCTION_NAME"), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    /// What is wrong, the variables unset, those overridden, the one named.
+    type Case<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case<'_>; 5] = [
+        ("none of the three", &[NAME, VERSION, MEMORY], &[], NAME),
+        ("no function name", &[NAME], &[], NAME),
+        ("no function version", &[VERSION], &[], VERSION),
+        ("no memory size", &[MEMORY], &[], MEMORY),
+        ("a memory size of abc", &[], &[(MEMORY, "abc")], MEMORY),
+    ];
+    for (what, unset, set, named) in cases {
+        let api = RuntimeApi::start();
+        let mut command = binary.command();
+        command
+            .env("AWS_LAMBDA_RUNTIME_API", api.address())
+            .env(NAME, "apr-e2e")
+            .env(VERSION, "$LATEST")
+            .env(MEMORY, "128")
+            .stdin(Stdio::null());
+        for var in unset {
+            command.env_remove(var);
+        }
+        for (var, value) in set {
+            command.env(var, value);
+        }
+        let out = command.output().expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{what}: {out:?}");
+        // An exit status, not a signal; not the 101 of a panic.
+        assert_eq!(out.status.code(), Some(1), "{what}: {out:?}");
+        assert!(stderr.contains(named), "{what}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+        // The Runtime API heard why (the process posts before it exits).
+        let init = api
+            .wait_init_error(Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("{what}: no /init/error"));
+        let error_type = init.body["errorType"].as_str().unwrap_or_default();
+        assert!(
+            error_type.starts_with("Runtime."),
+            "{what}: {:?}",
+            init.body
+        );
+        assert_eq!(
+            init.error_type_header.as_deref(),
+            Some(error_type),
+            "{what}"
+        );
+        let message = init.body["errorMessage"].as_str().unwrap_or_default();
+        assert!(message.contains(named), "{what}: {message}");
+        assert_eq!(api.polls(), 0, "{what}: no /next poll");
+    }
 }
