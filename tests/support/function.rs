@@ -173,6 +173,7 @@ impl Function {
             .env_remove("RUST_LOG")
             .env_remove("AWS_LAMBDA_LOG_LEVEL")
             .env_remove("AWS_LAMBDA_MAX_CONCURRENCY")
+            .env_remove("RUST_BACKTRACE")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
