@@ -41,12 +41,15 @@ if [ ! -x /usr/bin/time ]; then
 fi
 cargo test --all-features --test trybuild -- --ignored --nocapture large_model
 
-step "arm64 Lambda: cargo lambda build --release --arm64, then serve real events under qemu"
+step "arm64 Lambda: cargo lambda build --release --arm64, then serve real events under qemu (one at a time and, as Managed Instances, four at once)"
 bash scripts/build-arm64.sh iris
 APR_E2E_BOOTSTRAP="$PWD/target/debian/lambda/iris/bootstrap" \
 APR_E2E_RUNNER=qemu-aarch64-static \
 APR_E2E_MODEL="$PWD/models/model.apr" \
 APR_E2E_EXPECT_KERNELS=neon \
   cargo test --all-features --test e2e -- --ignored --nocapture external_bootstrap
+APR_E2E_BOOTSTRAP="$PWD/target/debian/lambda/iris/bootstrap" \
+APR_E2E_RUNNER=qemu-aarch64-static \
+  cargo test --all-features --test e2e_concurrency -- --ignored --nocapture external_bootstrap_managed_instances
 
 step "all green"

@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use support::function::{base64_encode, default_example, url_event, Function, TIMEOUT};
+use support::function::{
+    base64_encode, default_example, url_event, Function, FunctionBinary, TIMEOUT,
+};
 use support::runtime_api::{Answer, Delivery};
 
 /// Client threads sending invocations at once.
@@ -131,13 +133,36 @@ fn threads(pid: u32) -> Option<usize> {
 
 #[test]
 fn managed_instances_answer_every_event_once_as_one_at_a_time() {
-    let binary = default_example();
-    let events: Vec<Vec<u8>> = (0..INVOCATIONS).map(event).collect();
+    check_managed_instances(&default_example(), INVOCATIONS, WARM_UP);
+}
+
+/// The same check against any iris build, e.g. the arm64 `bootstrap` under
+/// qemu (`APR_E2E_BOOTSTRAP`, `APR_E2E_RUNNER`, as for `e2e::external_bootstrap`),
+/// with fewer invocations since qemu is slow.
+#[test]
+#[ignore = "needs APR_E2E_BOOTSTRAP=/path/to/bootstrap (scripts/test.sh sets it)"]
+fn external_bootstrap_managed_instances() {
+    let path = std::env::var_os("APR_E2E_BOOTSTRAP")
+        .expect("APR_E2E_BOOTSTRAP=/path/to/bootstrap names the binary to test");
+    let binary = FunctionBinary {
+        path: std::path::PathBuf::from(path),
+        runner: std::env::var("APR_E2E_RUNNER")
+            .ok()
+            .filter(|r| !r.is_empty()),
+    };
+    check_managed_instances(&binary, 480, 160);
+}
+
+/// `invocations` events (the first `warm_up` before the first RSS sample)
+/// one at a time, then from [`CLIENTS`] threads with
+/// `AWS_LAMBDA_MAX_CONCURRENCY=4`: the same answers, exactly one cold start.
+fn check_managed_instances(binary: &FunctionBinary, invocations: usize, warm_up: usize) {
+    let events: Vec<Vec<u8>> = (0..invocations).map(event).collect();
 
     // The reference: the same binary, one invocation at a time.
     let started = Instant::now();
     let (reference, reference_threads) = {
-        let f = Function::start(&binary, &[]);
+        let f = Function::start(binary, &[]);
         let answers: Vec<(bool, Value)> = events
             .iter()
             .map(|e| normalize(&f.invoke_with(e, Delivery::default()).1).0)
@@ -151,26 +176,26 @@ fn managed_instances_answer_every_event_once_as_one_at_a_time() {
         .filter(|(_, v)| v["statusCode"].as_u64().is_some_and(|s| s >= 400))
         .count();
     assert!(
-        errors >= INVOCATIONS / 4 && http_errors >= INVOCATIONS / 16,
+        errors >= invocations / 4 && http_errors >= invocations / 16,
         "the mix should hold errors of both kinds: {errors} Lambda errors, {http_errors} HTTP errors"
     );
 
-    let mut f = Function::start(&binary, &[("AWS_LAMBDA_MAX_CONCURRENCY", "4")]);
+    let mut f = Function::start(binary, &[("AWS_LAMBDA_MAX_CONCURRENCY", "4")]);
     assert!(
         f.api.wait_waiting_polls(4, TIMEOUT),
         "4 /next polls should wait at once; at most {} did",
         f.api.max_waiting_polls()
     );
     let started = Instant::now();
-    let mut answers = run_concurrently(&f, &events, 0..WARM_UP);
+    let mut answers = run_concurrently(&f, &events, 0..warm_up);
     let rss_before = f.rss_kb().expect("VmRSS");
-    answers.extend(run_concurrently(&f, &events, WARM_UP..INVOCATIONS));
+    answers.extend(run_concurrently(&f, &events, warm_up..invocations));
     let rss_after = f.rss_kb().expect("VmRSS");
     let concurrently = started.elapsed();
     let max_waiting = f.api.max_waiting_polls();
     let worker_threads = threads(f.child.id()).expect("Threads");
     println!(
-        "{INVOCATIONS} invocations ({errors} Lambda errors, {http_errors} HTTP errors): one at a time {one_at_a_time:?}; {CLIENTS} clients, concurrency 4: {concurrently:?}, at most {max_waiting} polls waiting at once, {worker_threads} threads (one at a time: {reference_threads}); RSS {rss_before} -> {rss_after} kB"
+        "{invocations} invocations ({errors} Lambda errors, {http_errors} HTTP errors): one at a time {one_at_a_time:?}; {CLIENTS} clients, concurrency 4: {concurrently:?}, at most {max_waiting} polls waiting at once, {worker_threads} threads (one at a time: {reference_threads}); RSS {rss_before} -> {rss_after} kB"
     );
 
     // A multi-thread tokio runtime (one worker per CPU, at most 4), where
@@ -182,7 +207,7 @@ fn managed_instances_answer_every_event_once_as_one_at_a_time() {
     );
 
     // Every event answered, exactly once, as one at a time.
-    assert_eq!(answers.len(), INVOCATIONS);
+    assert_eq!(answers.len(), invocations);
     assert_eq!(f.api.irregular(), Vec::new(), "(id, delivered, answered)");
     let mut cold = Vec::new();
     for (i, id, answer) in &answers {
@@ -216,13 +241,13 @@ fn managed_instances_answer_every_event_once_as_one_at_a_time() {
                 }
             }
         }
-        if logged.len() >= INVOCATIONS || Instant::now() >= deadline {
+        if logged.len() >= invocations || Instant::now() >= deadline {
             break (logged, emf);
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     assert_eq!(emf, 1, "cold-start EMF lines");
-    assert_eq!(logged.len(), INVOCATIONS, "request ids in the logs");
+    assert_eq!(logged.len(), invocations, "request ids in the logs");
     for (id, count) in &logged {
         assert!(ids.contains_key(id.as_str()), "a log line for {id}");
         assert_eq!(*count, 1, "log lines for {id}");
