@@ -526,20 +526,22 @@ thread_local! {
     static WORKER_SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// Estimated picoseconds to predict one row of a batch (the constants are
-/// the single-thread costs measured for each family on the benchmark
-/// machine; see `BENCHMARKS.md`).
+/// Estimated picoseconds to predict one row of a batch. The constants fit,
+/// within 2x, the single-thread costs per row measured by
+/// `benches/parallel.rs` (`break_even`) on the benchmark machine: the
+/// 64→256→256→10 MLP 2.2 µs, a 4→32→3 MLP 77 ns, a 4→3 logistic regression
+/// 63 ns, 8 centroids × 16 features 27 ns, 50 trees of depth 8 2.5 µs.
 fn row_cost_ps(body: &Family<'_>) -> usize {
     /// Per row, whatever the family: checks, output and class writes.
-    const ROW_PS: usize = 20_000;
+    const ROW_PS: usize = 40_000;
     /// One multiply-add inside a gemm (about 40 G/s).
     const GEMM_MADD_PS: usize = 25;
     /// One multiply-add of a k-means distance.
-    const DISTANCE_MADD_PS: usize = 150;
+    const DISTANCE_MADD_PS: usize = 60;
     /// One centroid of a k-means row (loop and reduction overhead).
-    const CENTROID_PS: usize = 4_000;
+    const CENTROID_PS: usize = 1_000;
     /// One node visited in a tree walk (a dependent, unpredictable load).
-    const NODE_PS: usize = 4_000;
+    const NODE_PS: usize = 5_000;
     let work = match body {
         Family::Linear(m) => m.map.multiply_adds().saturating_mul(GEMM_MADD_PS),
         Family::Logistic(m) => m.map.multiply_adds().saturating_mul(GEMM_MADD_PS),
