@@ -364,6 +364,13 @@ fn measure(
     })
 }
 
+/// The 1-, 5- and 15-minute load averages.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
@@ -443,6 +450,7 @@ fn run(args: &[String]) -> Result<(), String> {
         Duration::from_secs_f64(warmup),
         Duration::from_secs_f64(seconds),
     );
+    let load_before = loadavg();
     // points[workload][level][round]
     let mut points = vec![vec![Vec::<Point>::new(); levels.len()]; workloads.len()];
     for round in 1..=rounds {
@@ -450,13 +458,15 @@ fn run(args: &[String]) -> Result<(), String> {
             for (li, &c) in levels.iter().enumerate() {
                 let p = measure(w, c, warmup, window)?;
                 eprintln!(
-                    "round {round}/{rounds}  {:<10} C={c:<2} {:>9.1} inv/s  function {:.2} cores  driver {:.2} cores  handler {:.3} ms",
-                    w.name, p.per_second, p.function_cores, p.driver_cores, p.handler_ms
+                    "round {round}/{rounds}  {:<10} C={c:<2} {:>9.1} inv/s  function {:.2} cores  driver {:.2} cores  handler {:.3} ms  load {}",
+                    w.name, p.per_second, p.function_cores, p.driver_cores, p.handler_ms, loadavg()
                 );
                 points[wi][li].push(p);
             }
         }
     }
+    println!();
+    println!("load average: {load_before} before, {} after", loadavg());
     report(&workloads, &levels, &points, rounds, seconds);
     Ok(())
 }
