@@ -419,8 +419,8 @@ impl<'a> Model<'a> {
     }
 
     /// Splits the batch into `threads` runs of rows, as even as can be, and
-    /// predicts them on the pool ([`parallel::run`]): this thread in
-    /// `scratch`, the workers in their own thread-local scratch. The first
+    /// predicts them on scoped threads ([`parallel::run`]): this thread in
+    /// `scratch`, each helper in a scratch this thread keeps for it. The first
     /// error in row order wins, as it would on one thread.
     fn predict_split(
         &self,
@@ -456,17 +456,23 @@ impl<'a> Model<'a> {
                 }
             }
         };
-        parallel::run(
-            runs.len(),
-            threads,
-            &mut |i| predict_run(i, scratch),
-            &|i| {
-                WORKER_SCRATCH.with(|cell| match cell.try_borrow_mut() {
-                    Ok(mut worker_scratch) => predict_run(i, &mut worker_scratch),
-                    Err(_) => predict_run(i, &mut Scratch::default()),
-                })
-            },
-        );
+        HELPER_SCRATCH.with(|cell| {
+            let mut fresh = Vec::new();
+            let mut kept = cell.try_borrow_mut();
+            let helpers = match kept.as_mut() {
+                Ok(kept) => kept,
+                Err(_) => &mut fresh,
+            };
+            if helpers.len() < threads - 1 {
+                helpers.resize_with(threads - 1, Scratch::default);
+            }
+            parallel::run(
+                runs.len(),
+                &mut helpers[..threads - 1],
+                &mut |i| predict_run(i, scratch),
+                &|i, helper_scratch| predict_run(i, helper_scratch),
+            );
+        });
         runs.into_iter().try_for_each(|run| {
             run.into_inner()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -506,11 +512,11 @@ impl<'a> Model<'a> {
 }
 
 /// The least estimated work, in nanoseconds, worth handing to another
-/// thread: waking a pool worker and hearing back costs about 12 µs on the
-/// benchmark machine, so below about twice that a split batch is no faster
-/// (`BENCHMARKS.md`, "Batches across threads", measures the break-even per
-/// family).
-pub const MIN_THREAD_WORK_NS: usize = 40_000;
+/// thread: spawning and joining a scoped thread costs tens of microseconds
+/// (more on a loaded machine), so each thread of a split batch gets at least
+/// 100 µs (`BENCHMARKS.md`, "Batches across threads", measures the
+/// break-even per family).
+pub const MIN_THREAD_WORK_NS: usize = 100_000;
 
 /// One run of rows of a split batch, and what became of it.
 struct Run<'r, 'o> {
@@ -522,8 +528,9 @@ struct Run<'r, 'o> {
 }
 
 thread_local! {
-    /// The activation buffers of a pool worker, kept from batch to batch.
-    static WORKER_SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    /// The activation buffers this thread lends to the helper threads of its
+    /// split batches, kept from batch to batch.
+    static HELPER_SCRATCH: RefCell<Vec<Scratch>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Estimated picoseconds to predict one row of a batch. The constants fit,
