@@ -13,7 +13,7 @@ use super::response::{
 };
 use crate::format::{AprFile, ParseOptions, MAGIC};
 use crate::limits;
-use crate::model::{Model, Scratch};
+use crate::model::{LoadOptions, Model, Scratch};
 
 thread_local! {
     /// Each thread's buffers, reused by every invocation it serves: no lock
@@ -74,26 +74,36 @@ impl LambdaHandler {
     /// ));
     /// ```
     pub fn from_bytes(bytes: &'static [u8]) -> Result<Self, LambdaError> {
-        Self::build(bytes, ParseOptions::default())
+        Self::build(bytes, ParseOptions::default(), LoadOptions::default())
     }
 
-    /// Like [`from_bytes`](Self::from_bytes), but skips the footer CRC (a
-    /// pass over every byte of the model): for bytes already verified, such
-    /// as those `#[apr_lambda]` checked while compiling. The header checksum,
-    /// bounds and shapes are still validated.
+    /// Like [`from_bytes`](Self::from_bytes), but skips the two passes over
+    /// every byte of the model, the footer CRC and the check that every
+    /// weight is finite: for bytes already verified, such as those
+    /// `#[apr_lambda]` checked while compiling, so that init time stays flat
+    /// in model size. The header checksum, bounds and shapes are still
+    /// validated.
     ///
     /// # Errors
-    /// As [`from_bytes`](Self::from_bytes), except footer checksum mismatches.
+    /// As [`from_bytes`](Self::from_bytes), except footer checksum mismatches
+    /// and non-finite weights.
     pub fn from_embedded(bytes: &'static [u8]) -> Result<Self, LambdaError> {
         Self::build(
             bytes,
             ParseOptions {
                 verify_footer_crc: false,
             },
+            LoadOptions {
+                verify_finite_weights: false,
+            },
         )
     }
 
-    fn build(bytes: &'static [u8], options: ParseOptions) -> Result<Self, LambdaError> {
+    fn build(
+        bytes: &'static [u8],
+        options: ParseOptions,
+        load: LoadOptions,
+    ) -> Result<Self, LambdaError> {
         let process_start = metrics::mark_process_start();
         let parse_start = Instant::now();
         if bytes.is_empty() {
@@ -110,7 +120,7 @@ impl LambdaHandler {
             });
         }
         let file = AprFile::parse_with(bytes, options)?;
-        let model = Model::from_file(&file)?;
+        let model = Model::from_file_with(&file, load)?;
         let cold = ColdStart::new(process_start, parse_start.elapsed(), bytes.len());
         Ok(LambdaHandler {
             max_batch: limits::default_max_batch(&model),
@@ -357,6 +367,29 @@ mod tests {
         let err = LambdaHandler::from_bytes(BAD_FOOTER).err();
         assert!(matches!(err, Some(LambdaError::Format(_))), "{err:?}");
         assert!(LambdaHandler::from_embedded(BAD_FOOTER).is_ok());
+    }
+
+    #[test]
+    fn only_from_embedded_trusts_the_weights_checked_at_compile_time() {
+        let mut writer = crate::format::AprWriter::new();
+        writer.model_type("LinearRegression");
+        let added = writer
+            .add_f32("weight", &[1, 3], &[1.0, f32::NAN, 3.0])
+            .and_then(|w| w.add_f32("bias", &[1], &[0.5]));
+        assert!(added.is_ok());
+        let bytes: &'static [u8] = Vec::leak(writer.to_bytes());
+        match LambdaHandler::from_bytes(bytes) {
+            Err(LambdaError::Model(crate::model::ModelError::NonFiniteWeight {
+                tensor,
+                index,
+            })) => {
+                assert_eq!((tensor.as_str(), index), ("weight", 1));
+            }
+            other => panic!("{other:?}"),
+        }
+        // The macro refuses such a model while compiling; at start-up it
+        // skips the pass (init stays flat in model size).
+        assert!(LambdaHandler::from_embedded(bytes).is_ok());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! K-means: the nearest centroid by squared Euclidean distance.
 
 use super::output::{argmin, sized, BatchLayout, Output, ProbabilityLayout, RowsOut, Scratch};
-use super::source::{finite_weights, shape_mismatch, TensorSource};
+use super::source::{shape_mismatch, TensorSource};
 use super::weights::Weights;
 use super::ModelError;
 use crate::kernels::Kernels;
@@ -27,7 +27,7 @@ impl<'a> KMeans<'a> {
             }
         };
         Ok(Self {
-            centroids: finite_weights(&tensor)?,
+            centroids: src.finite_weights(&tensor)?,
             k,
             d,
         })

@@ -2,7 +2,7 @@
 //! (binary and multinomial), and every `Linear` layer of a network.
 
 use super::output::{argmax, sized, BatchLayout, Output, ProbabilityLayout, RowsOut, Scratch};
-use super::source::{finite_weights, is_scalar, shape_mismatch, vector_len, TensorSource};
+use super::source::{is_scalar, shape_mismatch, vector_len, TensorSource};
 use super::weights::Weights;
 use super::ModelError;
 use crate::kernels::Kernels;
@@ -75,8 +75,8 @@ pub(super) fn load_affine<'a>(src: &TensorSource<'_, 'a>) -> Result<Dense<'a>, M
             }
         }
         // Shapes first, then values: the weight's, then the bias's.
-        let weight_values = finite_weights(&weight)?;
-        let bias = bias.as_ref().map(finite_weights).transpose()?;
+        let weight_values = src.finite_weights(&weight)?;
+        let bias = bias.as_ref().map(|t| src.finite_weights(t)).transpose()?;
         return Ok(Dense {
             weight: weight_values,
             bias,
@@ -100,8 +100,11 @@ pub(super) fn load_affine<'a>(src: &TensorSource<'_, 'a>) -> Result<Dense<'a>, M
         }
         intercept => intercept,
     };
-    let weight = finite_weights(&coefficients)?;
-    let bias = intercept.as_ref().map(finite_weights).transpose()?;
+    let weight = src.finite_weights(&coefficients)?;
+    let bias = intercept
+        .as_ref()
+        .map(|t| src.finite_weights(t))
+        .transpose()?;
     Ok(Dense {
         weight,
         bias,

@@ -175,13 +175,38 @@ impl fmt::Debug for Model<'_> {
     }
 }
 
+/// How [`Model::from_file_with`] loads a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Check every weight, bias, threshold, leaf value and centroid for NaN
+    /// and infinities ([`ModelError::NonFiniteWeight`]): one pass over the
+    /// values, about 0.1 ms per MiB. On by default; `#[apr_lambda]` turns it
+    /// off at start-up for the model it embeds, which it checked while the
+    /// crate compiled, so that init time stays flat in model size.
+    pub verify_finite_weights: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            verify_finite_weights: true,
+        }
+    }
+}
+
 impl<'a> Model<'a> {
-    /// Builds the model `file` describes, validating its family and every
-    /// shape. F32 weights stay in the file's bytes; other dtypes are
-    /// converted to `f32` here, once.
+    /// Builds the model `file` describes, validating its family, every shape
+    /// and every weight value (finite). F32 weights stay in the file's bytes
+    /// when they are 64-byte aligned; other dtypes are converted to `f32`
+    /// here, once.
     pub fn from_file(file: &AprFile<'a>) -> Result<Self, ModelError> {
+        Self::from_file_with(file, LoadOptions::default())
+    }
+
+    /// [`Model::from_file`] with `options`.
+    pub fn from_file_with(file: &AprFile<'a>, options: LoadOptions) -> Result<Self, ModelError> {
         let family = detect_family(file)?;
-        let src = TensorSource::new(file, family);
+        let src = TensorSource::new(file, family, options.verify_finite_weights);
         let (body, n_features, n_outputs, max_width) = match family {
             ModelFamily::LinearRegression => {
                 let m = LinearRegression::load(&src)?;

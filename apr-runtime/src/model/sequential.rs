@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::linear::Dense;
 use super::output::{argmax, sized, BatchLayout, Output, ProbabilityLayout, RowsOut, Scratch};
-use super::source::{finite_weights, shape_mismatch, TensorSource};
+use super::source::{shape_mismatch, TensorSource};
 use super::ModelError;
 use crate::format::Tensor;
 use crate::kernels::Kernels;
@@ -227,8 +227,8 @@ impl<'a> Sequential<'a> {
                         _ => None,
                     };
                     // Shapes first, then values: the weight's, then the bias's.
-                    let weight_values = finite_weights(weight)?;
-                    let bias = bias.map(finite_weights).transpose()?;
+                    let weight_values = src.finite_weights(weight)?;
+                    let bias = bias.map(|t| src.finite_weights(t)).transpose()?;
                     layers.push(Layer::Linear(Dense {
                         weight: weight_values,
                         bias,

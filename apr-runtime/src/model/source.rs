@@ -14,12 +14,41 @@ use crate::format::{AprFile, Tensor};
 pub(super) struct TensorSource<'f, 'a> {
     file: &'f AprFile<'a>,
     family: ModelFamily,
+    /// Whether weight values are checked for NaN and infinities.
+    verify_finite: bool,
 }
 
 impl<'f, 'a> TensorSource<'f, 'a> {
-    /// Reads `file` on behalf of `family` (used in error messages).
-    pub(super) fn new(file: &'f AprFile<'a>, family: ModelFamily) -> Self {
-        Self { file, family }
+    /// Reads `file` on behalf of `family` (used in error messages),
+    /// checking weight values for NaN and infinities when `verify_finite`.
+    pub(super) fn new(file: &'f AprFile<'a>, family: ModelFamily, verify_finite: bool) -> Self {
+        Self {
+            file,
+            family,
+            verify_finite,
+        }
+    }
+
+    /// The values of a tensor the model computes with (a weight, bias,
+    /// threshold, leaf or centroid tensor): [`finite_f32_values`], or plain
+    /// [`f32_values`] when the file's values were verified already (an
+    /// embedded model, checked while the crate compiled).
+    pub(super) fn finite_f32_values(
+        &self,
+        tensor: &Tensor<'a>,
+    ) -> Result<Cow<'a, [f32]>, ModelError> {
+        if self.verify_finite {
+            finite_f32_values(tensor)
+        } else {
+            f32_values(tensor)
+        }
+    }
+
+    /// A tensor the kernels stream (weights, biases, centroids), with its
+    /// values as [`Self::finite_f32_values`] gives them, held 64-byte
+    /// aligned: in place when the bytes already are, copied once otherwise.
+    pub(super) fn finite_weights(&self, tensor: &Tensor<'a>) -> Result<Weights<'a>, ModelError> {
+        Ok(Weights::new(tensor, self.finite_f32_values(tensor)?))
     }
 
     /// The file being read.
@@ -78,7 +107,7 @@ pub(super) fn f32_values<'a>(tensor: &Tensor<'a>) -> Result<Cow<'a, [f32]>, Mode
 /// threshold, leaf or centroid tensor), which must hold only finite values:
 /// the first NaN or infinity, stored or produced by dequantization, is a
 /// [`ModelError::NonFiniteWeight`]. One branch-free pass when all are finite.
-pub(super) fn finite_f32_values<'a>(tensor: &Tensor<'a>) -> Result<Cow<'a, [f32]>, ModelError> {
+fn finite_f32_values<'a>(tensor: &Tensor<'a>) -> Result<Cow<'a, [f32]>, ModelError> {
     let values = f32_values(tensor)?;
     match first_non_finite(&values) {
         Some(index) => Err(ModelError::NonFiniteWeight {
@@ -87,13 +116,6 @@ pub(super) fn finite_f32_values<'a>(tensor: &Tensor<'a>) -> Result<Cow<'a, [f32]
         }),
         None => Ok(values),
     }
-}
-
-/// [`finite_f32_values`] of a tensor the kernels stream (weights, biases,
-/// centroids), held 64-byte aligned: in place when the bytes already are,
-/// copied once otherwise.
-pub(super) fn finite_weights<'a>(tensor: &Tensor<'a>) -> Result<Weights<'a>, ModelError> {
-    Ok(Weights::new(tensor, finite_f32_values(tensor)?))
 }
 
 /// A [`ModelError::ShapeMismatch`] for `tensor`.

@@ -15,7 +15,7 @@
 //! infinite threshold is [`ModelError::NonFiniteWeight`], like any other).
 
 use super::output::{argmax, sized, BatchLayout, Output, ProbabilityLayout, RowsOut, Scratch};
-use super::source::{f32_values, finite_f32_values, shape_mismatch, vector_len, TensorSource};
+use super::source::{f32_values, shape_mismatch, vector_len, TensorSource};
 use super::{ModelError, PredictError};
 
 /// The largest integer an `f32` node field may hold (every integer up to
@@ -145,9 +145,9 @@ fn load_tree(
                 format!("[{n}] (one entry per node, like {prefix}node_features)"),
             ));
         }
-        Ok(finite_f32_values(&tensor)?.into_owned())
+        Ok(src.finite_f32_values(&tensor)?.into_owned())
     };
-    let features = finite_f32_values(&features_tensor)?;
+    let features = src.finite_f32_values(&features_tensor)?;
     let thresholds = read("node_thresholds")?;
     let classes = read("node_classes")?;
     let lefts = read("node_left_child")?;
