@@ -64,8 +64,9 @@ use proc_macro::TokenStream;
 /// On `fn main()` only: sync or `async`, with no arguments and no generics,
 /// returning `()` or `Result<(), E>` (any `E: Debug`, any `...::Result<()>`
 /// alias). The body runs exactly once, before serving: put one-time setup
-/// there (tracing, reading configuration). An `async` body runs on a
-/// current-thread runtime. When the body returns `Err(e)`, the process
+/// there (tracing, reading configuration). An `async` body runs on the
+/// tokio runtime that then serves (current-thread, or multi-thread under
+/// Lambda Managed Instances). When the body returns `Err(e)`, the process
 /// prints `Error: {e:?}` to stderr and exits with a failure code without
 /// serving, as `std` does for a failing `main`. Anywhere else the attribute
 /// is a compile error that says what is supported.
