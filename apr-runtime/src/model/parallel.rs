@@ -7,13 +7,14 @@
 //! batch, so activations are not re-allocated each time); every thread,
 //! the caller included, claims chunks from one atomic counter, so a helper
 //! that is slow to start only means the caller does more of the work. The
-//! scope joins every helper before `run` returns, and re-raises a helper's
-//! panic on the caller.
+//! scope joins every helper before `run` returns, and re-raises the first
+//! panic (with its own payload) on the caller.
 //!
 //! A spawned thread costs tens of microseconds (150–200 µs was measured on a
 //! loaded 2-core VM), so the model splits a batch only when each thread gets
 //! far more work than that ([`super::Model::batch_threads`]).
 
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::Scratch;
@@ -42,25 +43,42 @@ pub(super) fn run(
         })
         .ok()
     };
-    std::thread::scope(|scope| {
-        for scratch in helpers.iter_mut().take(n_helpers) {
-            let claim = &claim;
-            scope.spawn(move || {
-                while let Some(i) = claim() {
-                    shared(i, scratch);
-                }
-            });
+    let panicked = std::thread::scope(|scope| {
+        let running: Vec<_> = helpers
+            .iter_mut()
+            .take(n_helpers)
+            .map(|scratch| {
+                let claim = &claim;
+                scope.spawn(move || {
+                    while let Some(i) = claim() {
+                        shared(i, scratch);
+                    }
+                })
+            })
+            .collect();
+        let mut panicked = panic::catch_unwind(AssertUnwindSafe(|| {
+            while let Some(i) = claim() {
+                caller(i);
+            }
+        }))
+        .err();
+        // Join every helper (so the scope itself never panics), keeping
+        // the first panic with its own payload.
+        for helper in running {
+            if let Err(payload) = helper.join() {
+                panicked.get_or_insert(payload);
+            }
         }
-        while let Some(i) = claim() {
-            caller(i);
-        }
+        panicked
     });
+    if let Some(payload) = panicked {
+        panic::resume_unwind(payload);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::panic::{self, AssertUnwindSafe};
     use std::sync::atomic::AtomicU64;
 
     #[test]
@@ -119,6 +137,34 @@ mod tests {
             },
         );
         assert_eq!(total.load(Ordering::Relaxed), 6);
+    }
+
+    #[test]
+    fn a_helper_panic_reaches_the_caller_with_its_payload() {
+        use std::sync::atomic::AtomicBool;
+        let helper_ran = AtomicBool::new(false);
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            run(
+                8,
+                &mut [Scratch::default()],
+                &mut |_| {
+                    // Leave chunks to the helper until it has taken one.
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                    while !helper_ran.load(Ordering::Acquire)
+                        && std::time::Instant::now() < deadline
+                    {
+                        std::thread::yield_now();
+                    }
+                },
+                &|_, _| {
+                    helper_ran.store(true, Ordering::Release);
+                    panic!("helper chunk");
+                },
+            )
+        }));
+        assert!(helper_ran.load(Ordering::Acquire));
+        let payload = result.err().unwrap_or_else(|| Box::new("no panic"));
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"helper chunk"));
     }
 
     #[test]
