@@ -6,7 +6,9 @@
 //! one: it answers `ResponseTooLarge` (HTTP 413 for HTTP events) instead.
 //! To make that error one that a default configuration never meets, the
 //! default `max_batch` is derived from the model: [`default_max_batch`] rows
-//! always fit, whatever values they hold, direct or through a Function URL.
+//! always fit, whatever values they hold, direct or through a Function URL
+//! (for any model whose one row fits; a model with hundreds of thousands of
+//! outputs per row may not even fit one, and gets `ResponseTooLarge`).
 //!
 //! The budget is computed here, outside the `lambda` feature, so that the
 //! `#[apr_lambda]` attribute can check an explicit `max_batch` while the
@@ -28,7 +30,7 @@ pub const DEFAULT_MAX_BATCH: usize = 10_000;
 
 /// The most bytes `serde_json` writes for one finite `f32` (`ryu`'s
 /// shortest form, e.g. `-1.1754944e-38`), with a margin.
-pub(crate) const MAX_F32_BYTES: usize = 16;
+const MAX_F32_BYTES: usize = 16;
 
 /// The most bytes the latency and cold-start fields of a response take
 /// (`,"cold_start":false,"latency_ms":` and an `f64`).
@@ -36,7 +38,7 @@ const RESPONSE_TAIL_BYTES: usize = 64;
 
 /// The most bytes the HTTP envelope around a Function URL response body
 /// takes (`{"statusCode":413,"headers":{"content-type":"application/json"},"body":"`...`","isBase64Encoded":false}`).
-pub(crate) const HTTP_ENVELOPE_BYTES: usize = 128;
+const HTTP_ENVELOPE_BYTES: usize = 128;
 
 /// The worst-case JSON size of one row's answer, as an element of a batch
 /// response (`{"prediction":…,"probabilities":[…],"outputs":[…]}` and its

@@ -177,7 +177,8 @@ impl LambdaError {
     pub(crate) fn malformed(reason: impl Into<String>) -> Self {
         let mut reason = reason.into();
         if reason.len() > MAX_REASON_BYTES {
-            let mut cut = MAX_REASON_BYTES;
+            // Room for the `…` (3 bytes) within the bound.
+            let mut cut = MAX_REASON_BYTES - '…'.len_utf8();
             while !reason.is_char_boundary(cut) {
                 cut -= 1;
             }

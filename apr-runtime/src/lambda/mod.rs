@@ -79,8 +79,8 @@ pub type Error = lambda_runtime::Error;
 /// is set, in local mode otherwise (see the [module docs](self)).
 ///
 /// It blocks: in Lambda mode it runs `lambda_runtime` on its own tokio
-/// runtime until SIGTERM; call it from a synchronous `main` (inside a tokio
-/// runtime it returns an error).
+/// runtime until SIGTERM; call it from a synchronous `main` (in Lambda mode,
+/// inside a tokio runtime, it returns an error).
 ///
 /// # Errors
 /// In Lambda mode, when a required `AWS_LAMBDA_*` variable is missing (also

@@ -8,8 +8,10 @@
 //!   HTTP API (payload 2.0) event, possibly base64 (`isBase64Encoded`),
 //!   answered with an HTTP-shaped response.
 //!
-//! Each decodes in a single pass straight into a [`LambdaRequest`]: every
-//! row back to back in one `Vec<f32>` (no allocation per row). Nothing of
+//! Each decodes straight into a [`LambdaRequest`]: every row back to back in
+//! one `Vec<f32>` (no allocation per row), in one pass over the event (two
+//! for an HTTP body, whose envelope is parsed first; and once more, on a
+//! copy, when the event holds a number beyond the `f64` range). Nothing of
 //! the input is copied into an error beyond a short escaped excerpt
 //! ([`excerpt`](super::error::excerpt)), so a hostile event costs no more
 //! than it sends.
@@ -30,8 +32,11 @@ use super::error::{excerpt, LambdaError};
 /// local mode, the CLI's `predict`, and `serde` (it implements
 /// [`Deserialize`] from either JSON shape). Feature values are JSON numbers;
 /// the strings `"NaN"`, `"Infinity"` and `"-Infinity"` are accepted too, and
-/// so are numbers beyond the `f32` (or even `f64`) range, so that all of them
-/// can be rejected as [`LambdaError::NonFinite`] naming the feature.
+/// so are numbers beyond the `f32` range, so that all of them can be
+/// rejected as [`LambdaError::NonFinite`] naming the feature. Numbers beyond
+/// even the `f64` range (`1e400`) are accepted by
+/// [`from_json`](Self::from_json) and the function's own decoder, not through
+/// `serde_json::from_str`, where `serde_json` refuses them first.
 ///
 /// ```
 /// use apr_runtime::lambda::LambdaRequest;
@@ -307,7 +312,6 @@ fn tame_huge_numbers(raw: &[u8]) -> Vec<u8> {
 fn json_error(e: &serde_json::Error, what: &str) -> LambdaError {
     let reason = match e.classify() {
         serde_json::error::Category::Data => format!("{what} has the wrong shape: {e}"),
-        serde_json::error::Category::Eof => format!("{what} is not valid JSON: {e}"),
         _ => format!("{what} is not valid JSON: {e}"),
     };
     malformed(reason)

@@ -201,6 +201,19 @@ impl ServeState {
         InFlight(Arc::clone(self))
     }
 
+    /// Resolves once no invocation has been in flight for a short grace
+    /// period: an event `lambda_runtime` had already fetched when the signal
+    /// came is counted only once its context is built, a moment later.
+    async fn drain(&self) {
+        loop {
+            self.wait_idle().await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+        }
+    }
+
     /// Resolves once no invocation is in flight.
     async fn wait_idle(&self) {
         loop {
@@ -247,7 +260,7 @@ async fn serve_until_shutdown(handler: Arc<LambdaHandler>) -> Result<(), lambda_
             // Keep driving the runtime so that the answers are posted.
             tokio::select! {
                 result = &mut serving => result,
-                () = state.wait_idle() => Ok(()),
+                () = state.drain() => Ok(()),
             }
         }
     }
@@ -277,7 +290,10 @@ fn sigterm() -> std::io::Result<impl Future<Output = ()>> {
 /// Cognito-identity header or a non-numeric deadline. None of those
 /// invocations can be answered (the request id may be unknown), but the
 /// function must not die of them: the loop runs in a task, and a fault is
-/// logged (one bounded line) and polling resumes. After
+/// logged (one bounded line) and polling resumes. One invocation at a time,
+/// that is at once. Under Managed Instances `lambda_runtime` runs one loop
+/// per concurrency slot and a fault ends only its own slot (the others go on
+/// serving); the set is started again once every slot has ended. After
 /// [`MAX_CONSECUTIVE_FAULTS`] faults with no invocation answered in between
 /// (the Runtime API is gone), the function exits with the error.
 async fn supervise(
