@@ -2,9 +2,11 @@
 //! outputs, and models built with `AprWriter` match a straightforward
 //! reference computation (in `f64`) on every kernel table this CPU runs.
 
+mod common;
 use apr_runtime::format::{f32_to_f16, AprFile, AprWriter, DType};
 use apr_runtime::kernels;
 use apr_runtime::model::{Model, ModelError, ModelFamily, PredictError, Prediction};
+use common::{aligned, as_bytes};
 use serde_json::{json, Value};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -44,24 +46,6 @@ fn usizes(v: &Value) -> Vec<usize> {
         .iter()
         .map(|x| x.as_u64().unwrap_or(u64::MAX) as usize)
         .collect()
-}
-
-/// Storage for `bytes` with room to place them on a 64-byte boundary (see
-/// [`as_bytes`]), so F32 tensors can be viewed in place.
-fn aligned(bytes: &[u8]) -> Vec<u64> {
-    let mut words = vec![0u64; bytes.len().div_ceil(8) + 8];
-    let at = bytemuck::cast_slice::<u64, u8>(&words)
-        .as_ptr()
-        .align_offset(64);
-    bytemuck::cast_slice_mut::<u64, u8>(&mut words)[at..at + bytes.len()].copy_from_slice(bytes);
-    words
-}
-
-/// The `len` bytes [`aligned`] placed on a 64-byte boundary.
-fn as_bytes(words: &[u64], len: usize) -> &[u8] {
-    let bytes = bytemuck::cast_slice::<u64, u8>(words);
-    let at = bytes.as_ptr().align_offset(64);
-    &bytes[at..at + len]
 }
 
 /// `|a - b| <= rel * max(|a|, |b|)`, with a floor of `rel * 1e-3` so values

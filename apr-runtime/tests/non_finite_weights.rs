@@ -3,8 +3,10 @@
 //! named: F32 weights viewed in place, F32 weights copied, and weights
 //! decoded or dequantized from other dtypes alike.
 
+mod common;
 use apr_runtime::format::{AprWriter, DType};
 use apr_runtime::model::{Model, ModelError, ModelFamily};
+use common::{aligned, as_bytes};
 use serde_json::json;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -26,24 +28,6 @@ fn values(n: usize, at: usize, bad: f32, also: Option<usize>) -> Vec<f32> {
         v[j] = f32::NAN;
     }
     v
-}
-
-/// Storage for `bytes` with room to place them on a 64-byte boundary (see
-/// [`as_bytes`]), so F32 tensors are viewed in place.
-fn aligned(bytes: &[u8]) -> Vec<u64> {
-    let mut words = vec![0u64; bytes.len().div_ceil(8) + 8];
-    let at = bytemuck::cast_slice::<u64, u8>(&words)
-        .as_ptr()
-        .align_offset(64);
-    bytemuck::cast_slice_mut::<u64, u8>(&mut words)[at..at + bytes.len()].copy_from_slice(bytes);
-    words
-}
-
-/// The `len` bytes [`aligned`] placed on a 64-byte boundary.
-fn as_bytes(words: &[u64], len: usize) -> &[u8] {
-    let bytes = bytemuck::cast_slice::<u64, u8>(words);
-    let at = bytes.as_ptr().align_offset(64);
-    &bytes[at..at + len]
 }
 
 /// Loads `writer`'s container twice, viewed in place (aligned) and copied

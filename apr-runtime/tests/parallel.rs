@@ -8,20 +8,12 @@ use apr_runtime::model::{BatchOutput, Model, ModelFamily, PredictError};
 use apr_runtime::threads::{Parallelism, MIN_ROWS_PER_THREAD};
 use serde_json::json;
 
-type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+// The benchmarks' deterministic inputs.
+#[path = "../benches/support/mod.rs"]
+mod support;
+use support::values;
 
-/// Deterministic values in [-1, 1).
-fn values(n: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s as f32 / u32::MAX as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
+type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 fn mlp(dims: &[usize], activations: &[&str], last: Option<&str>) -> TestResult<Vec<u8>> {
     let mut writer = AprWriter::new();

@@ -1,4 +1,5 @@
-//! What the benchmarks share: the same deterministic inputs everywhere.
+//! What the benchmarks (and `tests/parallel.rs`) share: the same
+//! deterministic inputs everywhere.
 
 /// Deterministic values in [-1, 1) (xorshift32 from `seed`).
 pub fn values(n: usize, seed: u32) -> Vec<f32> {
