@@ -91,6 +91,18 @@ pub fn default_max_batch(model: &Model<'_>) -> usize {
 
 fn row_bytes(model: &Model<'_>) -> usize {
     worst_case_row_bytes(model.n_outputs(), model.n_classes())
+        .saturating_add(model.labels().map_or(0, worst_case_label_bytes))
+}
+
+/// The worst-case size of a row's `,"label":"…"`, with the longest label:
+/// a control character is escaped as `\u00XX` (6 bytes per byte), and
+/// escaped once more inside an HTTP body (7).
+fn worst_case_label_bytes(labels: &[String]) -> usize {
+    let longest = labels.iter().map(String::len).max().unwrap_or(0);
+    r#","label":"""#
+        .len()
+        .saturating_add(4)
+        .saturating_add(longest.saturating_mul(7))
 }
 
 /// The number of decimal digits of the largest class index below `k`.

@@ -57,6 +57,23 @@ impl AprWriter {
         self.metadata("model_type", Value::from(t))
     }
 
+    /// Sets metadata `labels`: one label per class (or cluster), in class
+    /// order. A model then answers each class with its label
+    /// ([`Model::labels`](crate::model::Model::labels)); a count that does not
+    /// match the model's classes is refused when the model is loaded.
+    pub fn labels<S: AsRef<str>>(&mut self, labels: &[S]) -> &mut Self {
+        let labels = labels.iter().map(|l| Value::from(l.as_ref())).collect();
+        self.metadata("labels", Value::Array(labels))
+    }
+
+    /// Sets metadata `feature_names`: one distinct name per input feature, in
+    /// input order. Events may then send rows as objects keyed by name
+    /// ([`Model::feature_names`](crate::model::Model::feature_names)).
+    pub fn feature_names<S: AsRef<str>>(&mut self, names: &[S]) -> &mut Self {
+        let names = names.iter().map(|n| Value::from(n.as_ref())).collect();
+        self.metadata("feature_names", Value::Array(names))
+    }
+
     /// Sets a metadata key (replacing an earlier value).
     pub fn metadata(&mut self, key: &str, value: Value) -> &mut Self {
         self.metadata.insert(key.to_string(), value);

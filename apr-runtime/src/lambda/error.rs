@@ -63,6 +63,30 @@ pub enum LambdaError {
         found: usize,
     },
 
+    /// A row sent as an object (`{"sepal_length": 5.1, ...}`) names a
+    /// feature the model does not have.
+    #[error(
+        "{} names the feature {name}, which the model does not take; its features are {expected}",
+        describe_row(*.instance)
+    )]
+    UnknownFeature {
+        /// The row's index in `instances`, `None` for a single `features` event.
+        instance: Option<usize>,
+        /// The name as sent, as a short quoted excerpt.
+        name: String,
+        /// The model's feature names (the first few, when there are many).
+        expected: String,
+    },
+
+    /// A row sent as an object lacks one of the model's features.
+    #[error("{} has no value for the feature `{name}`; every feature must be given", describe_row(*.instance))]
+    MissingFeature {
+        /// The row's index in `instances`, `None` for a single `features` event.
+        instance: Option<usize>,
+        /// The first missing feature's name, as the model names it.
+        name: String,
+    },
+
     /// A feature is NaN, infinite, or outside the `f32` range.
     #[error(
         "feature {index} of {} is not a finite number (NaN, an infinity, or beyond the f32 range of ±3.4e38); every feature must be finite",
@@ -136,6 +160,8 @@ impl LambdaError {
             LambdaError::Model(_) => "Model",
             LambdaError::MalformedEvent { .. } => "MalformedEvent",
             LambdaError::FeatureCount { .. } => "FeatureCount",
+            LambdaError::UnknownFeature { .. } => "UnknownFeature",
+            LambdaError::MissingFeature { .. } => "MissingFeature",
             LambdaError::NonFinite { .. } => "NonFinite",
             LambdaError::EmptyBatch => "EmptyBatch",
             LambdaError::BatchTooLarge { .. } => "BatchTooLarge",
@@ -152,6 +178,8 @@ impl LambdaError {
             self,
             LambdaError::MalformedEvent { .. }
                 | LambdaError::FeatureCount { .. }
+                | LambdaError::UnknownFeature { .. }
+                | LambdaError::MissingFeature { .. }
                 | LambdaError::NonFinite { .. }
                 | LambdaError::EmptyBatch
                 | LambdaError::BatchTooLarge { .. }
@@ -296,6 +324,23 @@ pub(crate) fn excerpt(text: &str) -> String {
         out.push('"');
     }
     out
+}
+
+/// The model's feature names for an error message: all of them, quoted,
+/// or the first eight and how many more.
+pub(crate) fn describe_names(names: &[String]) -> String {
+    const SHOWN: usize = 8;
+    let mut text = names
+        .iter()
+        .take(SHOWN)
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        use std::fmt::Write as _;
+        let _ = write!(text, " and {} more", names.len() - SHOWN);
+    }
+    text
 }
 
 fn describe_row(instance: Option<usize>) -> String {

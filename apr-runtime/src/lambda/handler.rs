@@ -207,7 +207,7 @@ impl LambdaHandler {
     ) -> (Result<InvocationResponse, LambdaError>, Outcome) {
         let started = Instant::now();
         let cold_start = self.cold.begin();
-        let (kind, rows, result) = match decode_event(event) {
+        let (kind, rows, result) = match decode_event(event, Some(&self.model)) {
             Err(err) => ("unknown", 0, Err(err)),
             Ok(event) => {
                 let kind = event.kind();

@@ -17,13 +17,15 @@
 //! than it sends.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 
 use base64::Engine as _;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::error::{excerpt, LambdaError};
+use super::error::{describe_names, excerpt, LambdaError};
+use crate::model::Model;
 
 /// A prediction request: one row (`{"features": [...]}`) or a batch of rows
 /// (`{"instances": [[...], ...]}`), the rows stored back to back.
@@ -93,7 +95,20 @@ impl LambdaRequest {
     /// [`LambdaError::MalformedEvent`], naming what is wrong and where,
     /// quoting at most a short excerpt of the input.
     pub fn from_json(json: &[u8]) -> Result<Self, LambdaError> {
-        parse_envelope(json, "the event")?.into_request("the event")
+        parse_envelope(json, "the event", None)?.into_request("the event")
+    }
+
+    /// [`from_json`](Self::from_json) for `model`: when the model has
+    /// feature names ([`Model::feature_names`]), rows may also be objects
+    /// keyed by name, `{"features": {"sepal_length": 5.1, ...}}`, decoded
+    /// into the model's feature order.
+    ///
+    /// # Errors
+    /// As [`from_json`](Self::from_json), plus
+    /// [`LambdaError::UnknownFeature`] and [`LambdaError::MissingFeature`]
+    /// for an object row that does not name exactly the model's features.
+    pub fn from_json_for(json: &[u8], model: &Model<'_>) -> Result<Self, LambdaError> {
+        parse_envelope(json, "the event", Some(model))?.into_request("the event")
     }
 
     /// Whether this is a batch (`instances`), even of one row.
@@ -164,7 +179,15 @@ impl LambdaRequest {
 
 impl<'de> Deserialize<'de> for LambdaRequest {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let envelope = Envelope::deserialize(deserializer)?;
+        let failure = Cell::new(None);
+        let seed = EnvelopeSeed {
+            rows: RowContext {
+                model: None,
+                failure: &failure,
+            },
+            marker: std::marker::PhantomData,
+        };
+        let envelope = seed.deserialize(deserializer)?;
         envelope
             .into_request("the event")
             .map_err(|e| de::Error::custom(e.to_string()))
@@ -193,15 +216,23 @@ impl Event {
 }
 
 /// Decodes a raw event (the Runtime API `/next` body, a local-mode line).
-pub(crate) fn decode_event(raw: &[u8]) -> Result<Event, LambdaError> {
-    let envelope = parse_envelope(raw, "the event")?;
+/// `model` names the features, when it has names: object rows are then
+/// accepted.
+pub(crate) fn decode_event(raw: &[u8], model: Option<&Model<'_>>) -> Result<Event, LambdaError> {
+    let envelope = parse_envelope(raw, "the event", model)?;
     if envelope.request_context || (envelope.is_some_body() && !envelope.has_rows()) {
-        return Ok(Event::Http(decode_http_body(envelope)));
+        return Ok(Event::Http(
+            http_body(envelope).and_then(|body| {
+                parse_envelope(&body, "the request body", model)?.into_request("the request body")
+            }),
+        ));
     }
     envelope.into_request("the event").map(Event::Direct)
 }
 
-fn decode_http_body(envelope: Envelope<'_>) -> Result<LambdaRequest, LambdaError> {
+/// The body of an HTTP event (Function URL, API Gateway HTTP API), base64
+/// decoded when it is marked so, or why there is no usable body.
+pub(crate) fn http_body<'a>(envelope: Envelope<'a>) -> Result<Cow<'a, [u8]>, LambdaError> {
     let is_base64 = match envelope.is_base64_encoded {
         Field::Absent | Field::Value(None) => false,
         Field::Value(Some(b)) => b,
@@ -224,20 +255,21 @@ fn decode_http_body(envelope: Envelope<'_>) -> Result<LambdaRequest, LambdaError
             )))
         }
     };
-    let decoded;
-    let bytes: &[u8] = if is_base64 {
-        decoded = base64::engine::general_purpose::STANDARD
+    if is_base64 {
+        base64::engine::general_purpose::STANDARD
             .decode(body.trim())
+            .map(Cow::Owned)
             .map_err(|e| {
                 malformed(format!(
                     "the request body is marked isBase64Encoded but is not valid base64: {e}"
                 ))
-            })?;
-        &decoded
+            })
     } else {
-        body.as_bytes()
-    };
-    parse_envelope(bytes, "the request body")?.into_request("the request body")
+        Ok(match body {
+            Cow::Borrowed(body) => Cow::Borrowed(body.as_bytes()),
+            Cow::Owned(body) => Cow::Owned(body.into_bytes()),
+        })
+    }
 }
 
 /// Parses `raw` as an event object. Numbers beyond the `f64` range
@@ -245,19 +277,60 @@ fn decode_http_body(envelope: Envelope<'_>) -> Result<LambdaRequest, LambdaError
 /// input is copied once with each such number replaced by an `f64` that is
 /// still beyond the `f32` range, so it decodes as an infinity and is
 /// reported as [`LambdaError::NonFinite`].
-fn parse_envelope<'a>(raw: &'a [u8], what: &str) -> Result<Envelope<'a>, LambdaError> {
-    match serde_json::from_slice::<Envelope<'a>>(raw) {
+pub(crate) fn parse_envelope<'a>(
+    raw: &'a [u8],
+    what: &str,
+    model: Option<&Model<'_>>,
+) -> Result<Envelope<'a>, LambdaError> {
+    let failure = Cell::new(None);
+    let rows = RowContext {
+        model,
+        failure: &failure,
+    };
+    // A typed failure (an unknown feature, ...) recorded while decoding
+    // wins over serde's message for it.
+    let fail = |e: &serde_json::Error| failure.take().unwrap_or_else(|| json_error(e, what));
+    match parse_with(raw, rows) {
         Ok(envelope) => Ok(envelope),
         Err(e) if is_out_of_range(&e) => {
             let tamed = tame_huge_numbers(raw);
             // The envelope borrows strings from its input; `tamed` is local,
             // so parse again into owned strings.
-            match serde_json::from_slice::<Envelope<'_>>(&tamed) {
+            match parse_with(&tamed, rows) {
                 Ok(envelope) => Ok(envelope.into_owned()),
-                Err(e) => Err(json_error(&e, what)),
+                Err(e) => Err(fail(&e)),
             }
         }
-        Err(e) => Err(json_error(&e, what)),
+        Err(e) => Err(fail(&e)),
+    }
+}
+
+/// One pass of `serde_json` over `raw` with the envelope's seed.
+fn parse_with<'a>(raw: &'a [u8], rows: RowContext<'_>) -> Result<Envelope<'a>, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(raw);
+    let envelope = EnvelopeSeed {
+        rows,
+        marker: std::marker::PhantomData,
+    }
+    .deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(envelope)
+}
+
+/// What row decoding knows of the model (its feature names, for object
+/// rows), and where it leaves a typed failure for [`parse_envelope`].
+#[derive(Clone, Copy)]
+struct RowContext<'c> {
+    model: Option<&'c Model<'c>>,
+    failure: &'c Cell<Option<LambdaError>>,
+}
+
+impl RowContext<'_> {
+    /// Records `err` and returns the serde error that stops decoding.
+    fn fail<E: de::Error>(self, err: LambdaError) -> E {
+        let message = err.to_string();
+        self.failure.set(Some(err));
+        E::custom(message)
     }
 }
 
@@ -333,7 +406,7 @@ enum Field<T> {
 
 /// Every key the function reads from an event, at any level.
 #[derive(Default)]
-struct Envelope<'a> {
+pub(crate) struct Envelope<'a> {
     features: Option<Vec<f32>>,
     instances: Option<(Vec<f32>, Vec<usize>)>,
     body: Field<Cow<'a, str>>,
@@ -384,15 +457,20 @@ impl Envelope<'_> {
 
 const EXPECTING_EVENT: &str = "a JSON object with `features` (one row) or `instances` (a batch of rows), or a Function URL / API Gateway HTTP API event with a `body`";
 
-impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(EnvelopeVisitor(std::marker::PhantomData))
+/// Decodes an [`Envelope`], rows included.
+struct EnvelopeSeed<'a, 'c> {
+    rows: RowContext<'c>,
+    marker: std::marker::PhantomData<&'a ()>,
+}
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for EnvelopeSeed<'a, '_> {
+    type Value = Envelope<'a>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
     }
 }
 
-struct EnvelopeVisitor<'a>(std::marker::PhantomData<&'a ()>);
-
-impl<'de: 'a, 'a> Visitor<'de> for EnvelopeVisitor<'a> {
+impl<'de: 'a, 'a> Visitor<'de> for EnvelopeSeed<'a, '_> {
     type Value = Envelope<'a>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -415,14 +493,18 @@ impl<'de: 'a, 'a> Visitor<'de> for EnvelopeVisitor<'a> {
                         return Err(de::Error::duplicate_field("features"));
                     }
                     let mut row = Vec::new();
-                    map.next_value_seed(AppendRow { values: &mut row })?;
+                    map.next_value_seed(AppendRow {
+                        values: &mut row,
+                        rows: self.rows,
+                        instance: None,
+                    })?;
                     envelope.features = Some(row);
                 }
                 EventKey::Instances => {
                     if envelope.instances.is_some() {
                         return Err(de::Error::duplicate_field("instances"));
                     }
-                    envelope.instances = Some(map.next_value_seed(FlatRows)?);
+                    envelope.instances = Some(map.next_value_seed(FlatRows { rows: self.rows })?);
                 }
                 EventKey::Body => {
                     envelope.body = match map.next_value::<Loose<BodyStr<'a>>>()? {
@@ -587,14 +669,18 @@ fn found_string<E: de::Error>(v: &str, expected: &str) -> E {
     ))
 }
 
-/// Appends one row of feature values to `values`.
-struct AppendRow<'v> {
+/// Appends one row of feature values to `values`: an array of numbers, or
+/// (for a model with feature names) an object keyed by name.
+struct AppendRow<'v, 'c> {
     values: &'v mut Vec<f32>,
+    rows: RowContext<'c>,
+    /// The row's index in `instances`; `None` for `features`.
+    instance: Option<usize>,
 }
 
 const EXPECTING_ROW: &str = "an array of numbers (one row of features)";
 
-impl<'de> DeserializeSeed<'de> for AppendRow<'_> {
+impl<'de> DeserializeSeed<'de> for AppendRow<'_, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         // `deserialize_any`, not `_seq`: serde_json's own type error would
@@ -603,10 +689,13 @@ impl<'de> DeserializeSeed<'de> for AppendRow<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for AppendRow<'_> {
+impl<'de> Visitor<'de> for AppendRow<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(EXPECTING_ROW)
+        match self.rows.model.and_then(Model::feature_names) {
+            Some(_) => f.write_str("an array of numbers or an object of named numbers (one row of features)"),
+            None => f.write_str(EXPECTING_ROW),
+        }
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
         Err(found_string(v, EXPECTING_ROW))
@@ -617,21 +706,104 @@ impl<'de> Visitor<'de> for AppendRow<'_> {
         }
         Ok(())
     }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Some((model, names)) = self
+            .rows
+            .model
+            .and_then(|model| Some((model, model.feature_names()?)))
+        else {
+            return Err(de::Error::custom(format_args!(
+                "{} is an object, but this model has no feature names: send each row as an \
+                 array of numbers, in the model's feature order",
+                describe_row(self.instance)
+            )));
+        };
+        let start = self.values.len();
+        self.values.resize(start + names.len(), 0.0);
+        let row = self.values.get_mut(start..).unwrap_or_default();
+        let mut seen = vec![false; names.len()];
+        while let Some(position) = map.next_key_seed(FeatureKey {
+            model,
+            rows: self.rows,
+            instance: self.instance,
+        })? {
+            let FeatureValue(value) = map.next_value()?;
+            match (seen.get_mut(position), row.get_mut(position)) {
+                (Some(seen), Some(slot)) if !*seen => {
+                    *seen = true;
+                    *slot = value;
+                }
+                _ => {
+                    return Err(de::Error::custom(format_args!(
+                        "{} gives the feature `{}` twice",
+                        describe_row(self.instance),
+                        names.get(position).map_or("?", String::as_str)
+                    )))
+                }
+            }
+        }
+        match seen.iter().position(|seen| !seen) {
+            Some(missing) => Err(self.rows.fail(LambdaError::MissingFeature {
+                instance: self.instance,
+                name: names.get(missing).cloned().unwrap_or_default(),
+            })),
+            None => Ok(()),
+        }
+    }
+}
+
+fn describe_row(instance: Option<usize>) -> String {
+    match instance {
+        Some(i) => format!("instance {i}"),
+        None => "the `features` row".to_owned(),
+    }
+}
+
+/// A key of an object row: the position of the feature it names.
+struct FeatureKey<'c> {
+    model: &'c Model<'c>,
+    rows: RowContext<'c>,
+    instance: Option<usize>,
+}
+
+impl<'de> DeserializeSeed<'de> for FeatureKey<'_> {
+    type Value = usize;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for FeatureKey<'_> {
+    type Value = usize;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a feature name")
+    }
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<usize, E> {
+        self.model.feature_index(name).ok_or_else(|| {
+            self.rows.fail(LambdaError::UnknownFeature {
+                instance: self.instance,
+                name: excerpt(name),
+                expected: describe_names(self.model.feature_names().unwrap_or_default()),
+            })
+        })
+    }
 }
 
 /// Reads `[[...], [...], ...]` into one flat vector and the row ends.
-struct FlatRows;
+struct FlatRows<'c> {
+    rows: RowContext<'c>,
+}
 
 const EXPECTING_ROWS: &str = "an array of rows, each an array of numbers";
 
-impl<'de> DeserializeSeed<'de> for FlatRows {
+impl<'de> DeserializeSeed<'de> for FlatRows<'_> {
     type Value = (Vec<f32>, Vec<usize>);
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for FlatRows {
+impl<'de> Visitor<'de> for FlatRows<'_> {
     type Value = (Vec<f32>, Vec<usize>);
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(EXPECTING_ROWS)
@@ -645,6 +817,8 @@ impl<'de> Visitor<'de> for FlatRows {
         while seq
             .next_element_seed(AppendRow {
                 values: &mut values,
+                rows: self.rows,
+                instance: Some(row_ends.len()),
             })?
             .is_some()
         {
@@ -700,14 +874,14 @@ mod tests {
     use super::*;
 
     fn direct(raw: &str) -> Result<LambdaRequest, LambdaError> {
-        match decode_event(raw.as_bytes())? {
+        match decode_event(raw.as_bytes(), None)? {
             Event::Direct(rows) => Ok(rows),
             Event::Http(_) => panic!("decoded {raw} as an HTTP event"),
         }
     }
 
     fn http(raw: &str) -> Result<LambdaRequest, LambdaError> {
-        match decode_event(raw.as_bytes()) {
+        match decode_event(raw.as_bytes(), None) {
             Ok(Event::Http(rows)) => rows,
             other => panic!("decoded {raw} as {other:?}"),
         }

@@ -14,6 +14,10 @@ pub struct RowPrediction {
     /// the value for a single-output model; the output array otherwise (the
     /// rule of [`Output::prediction`]).
     pub prediction: Prediction,
+    /// The predicted class's label, when the model has labels; omitted
+    /// otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     /// Class probabilities, for classifiers; omitted otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probabilities: Option<Vec<f32>>,
@@ -43,6 +47,7 @@ impl RowPrediction {
         }
         Ok(RowPrediction {
             prediction: output.prediction(),
+            label: output.label.map(str::to_owned),
             probabilities: output.probabilities.map(<[f32]>::to_vec),
             outputs: output.outputs.to_vec(),
         })
@@ -98,6 +103,9 @@ impl Predictions {
         match self {
             Predictions::Single(row) => {
                 map.serialize_entry("prediction", &row.prediction)?;
+                if let Some(label) = &row.label {
+                    map.serialize_entry("label", label)?;
+                }
                 if let Some(probabilities) = &row.probabilities {
                     map.serialize_entry("probabilities", probabilities)?;
                 }
@@ -282,6 +290,7 @@ mod tests {
     fn row(n: usize, v: f32) -> RowPrediction {
         RowPrediction {
             prediction: Prediction::Class(n.saturating_sub(1)),
+            label: None,
             probabilities: Some(vec![v; n]),
             outputs: vec![v; n],
         }
@@ -306,6 +315,7 @@ mod tests {
             class: Some(0),
             outputs: &outputs,
             probabilities: Some(&outputs),
+            label: None,
         };
         assert!(matches!(
             RowPrediction::from_output(&out, Some(7)),
@@ -319,6 +329,7 @@ mod tests {
             class: Some(0),
             outputs: &[0.5, 0.5],
             probabilities: Some(&probabilities),
+            label: None,
         };
         assert!(RowPrediction::from_output(&out, None).is_err());
     }

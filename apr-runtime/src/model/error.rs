@@ -1,5 +1,6 @@
 //! What can go wrong building a model from a file, and predicting with it.
 
+use super::names::NamesOrigin;
 use crate::format::FormatError;
 
 /// A file that parsed as a container but does not describe a model this
@@ -111,6 +112,52 @@ pub enum ModelError {
         /// What is wrong.
         reason: String,
     },
+    /// The class labels (metadata `labels`, or given) do not match the
+    /// model: their count differs from its classes (or clusters), or the
+    /// model predicts no class at all.
+    #[error(
+        "{origin} has {found} label{}, but {}",
+        plural(*.found),
+        describe_classes(*.classes, .family, *.n_outputs)
+    )]
+    LabelCount {
+        /// Where the labels came from.
+        origin: NamesOrigin,
+        /// How many labels there are.
+        found: usize,
+        /// The model's classes (or clusters); `None` for a model that
+        /// predicts no class (regression, networks not ending in Softmax).
+        classes: Option<usize>,
+        /// The model's family (its metadata name).
+        family: String,
+        /// The model's outputs per row.
+        n_outputs: usize,
+    },
+
+    /// The feature names (metadata `feature_names`, or given) are not one
+    /// per feature.
+    #[error(
+        "{origin} has {found} feature name{}, but the model takes {expected} feature{}",
+        plural(*.found),
+        plural(*.expected)
+    )]
+    FeatureNameCount {
+        /// Where the names came from.
+        origin: NamesOrigin,
+        /// How many names there are.
+        found: usize,
+        /// The model's features.
+        expected: usize,
+    },
+
+    /// A feature name appears twice.
+    #[error("{origin} names the feature `{name}` twice; feature names must be distinct")]
+    DuplicateFeatureName {
+        /// Where the names came from.
+        origin: NamesOrigin,
+        /// The repeated name.
+        name: String,
+    },
 }
 
 /// A row (or batch) that the model cannot predict on.
@@ -164,6 +211,24 @@ pub enum PredictError {
         /// The node index the walk tried to visit.
         node: usize,
     },
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn describe_classes(classes: Option<usize>, family: &str, n_outputs: usize) -> String {
+    match classes {
+        Some(k) => format!("this {family} model has {k} class{}", if k == 1 { "" } else { "es" }),
+        None => format!(
+            "this {family} model predicts no class ({n_outputs} output{} per row), so it takes no labels",
+            plural(n_outputs)
+        ),
+    }
 }
 
 fn describe_model_type(model_type: &str) -> String {

@@ -137,6 +137,7 @@ impl<'a> LinearRegression<'a> {
             class: None,
             outputs: y,
             probabilities: None,
+                label: None,
         }
     }
 
@@ -202,6 +203,7 @@ impl<'a> LogisticRegression<'a> {
                 class: Some(usize::from(p >= 0.5)),
                 outputs: y,
                 probabilities: Some(probs),
+                label: None,
             }
         } else {
             (k.softmax)(y);
@@ -210,6 +212,7 @@ impl<'a> LogisticRegression<'a> {
                 class: Some(argmax(y)),
                 outputs: y,
                 probabilities: Some(y),
+                label: None,
             }
         }
     }

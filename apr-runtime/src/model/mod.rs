@@ -29,6 +29,7 @@
 mod error;
 mod kmeans;
 mod linear;
+mod names;
 mod output;
 mod parallel;
 mod sequential;
@@ -38,16 +39,19 @@ mod weights;
 
 use std::cell::RefCell;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::{Mutex, PoisonError};
 
 pub use error::{ModelError, PredictError};
-pub use output::{BatchOutput, Output, Prediction, Scratch};
+pub use names::{NamesOrigin, FEATURE_NAMES_KEY, LABELS_KEY};
+pub use output::{BatchOutput, OwnedOutput, Output, Prediction, Scratch};
 pub use weights::WEIGHT_ALIGNMENT;
 
 use crate::format::AprFile;
 use crate::kernels::{self, Kernels};
 use crate::threads::{self, Parallelism, MAX_THREADS, MIN_ROWS_PER_THREAD};
 use kmeans::KMeans;
+use names::FeatureNames;
 use linear::{LinearRegression, LogisticRegression};
 use output::{BatchArrays, BatchLayout, RowsOut};
 use sequential::Sequential;
@@ -161,6 +165,10 @@ pub struct Model<'a> {
     parallelism: Parallelism,
     /// Estimated time to predict one row in a batch, in picoseconds.
     row_cost_ps: usize,
+    /// One label per class (or cluster), when known.
+    labels: Option<Arc<[String]>>,
+    /// One distinct name per feature, when known.
+    feature_names: Option<FeatureNames>,
 }
 
 impl fmt::Debug for Model<'_> {
@@ -171,6 +179,8 @@ impl fmt::Debug for Model<'_> {
             .field("n_outputs", &self.n_outputs)
             .field("kernels", &self.kernels.name)
             .field("parallelism", &self.parallelism)
+            .field("labels", &self.labels)
+            .field("feature_names", &self.feature_names().map(<[String]>::len))
             .finish_non_exhaustive()
     }
 }
@@ -239,7 +249,7 @@ impl<'a> Model<'a> {
             }
         };
         let row_cost_ps = row_cost_ps(&body);
-        Ok(Self {
+        let model = Self {
             family,
             body,
             n_features,
@@ -248,7 +258,92 @@ impl<'a> Model<'a> {
             kernels: kernels::active(),
             parallelism: Parallelism::Auto,
             row_cost_ps,
-        })
+            labels: None,
+            feature_names: None,
+        };
+        let metadata = file.metadata();
+        let model = match names::from_metadata(metadata, LABELS_KEY)? {
+            Some(labels) => model.labels_from(labels, NamesOrigin::Metadata)?,
+            None => model,
+        };
+        match names::from_metadata(metadata, FEATURE_NAMES_KEY)? {
+            Some(names) => model.feature_names_from(names, NamesOrigin::Metadata),
+            None => Ok(model),
+        }
+    }
+
+    /// The same model answering with these class (or cluster) labels, one
+    /// per class in class order: [`Output::label`] then names the predicted
+    /// class. Replaces any `labels` from the model's metadata.
+    ///
+    /// # Errors
+    /// [`ModelError::LabelCount`] when the count is not the model's number
+    /// of classes ([`Model::n_classes`]), or the model predicts no class.
+    pub fn with_labels<S: Into<String>>(
+        self,
+        labels: impl IntoIterator<Item = S>,
+    ) -> Result<Self, ModelError> {
+        let labels = labels.into_iter().map(Into::into).collect();
+        self.labels_from(labels, NamesOrigin::Given)
+    }
+
+    fn labels_from(mut self, labels: Vec<String>, origin: NamesOrigin) -> Result<Self, ModelError> {
+        names::check_labels(
+            &labels,
+            self.n_classes(),
+            self.family.name(),
+            self.n_outputs,
+            origin,
+        )?;
+        self.labels = Some(labels.into());
+        Ok(self)
+    }
+
+    /// The same model with these feature names, one per feature in input
+    /// order: requests may then send rows as objects keyed by name.
+    /// Replaces any `feature_names` from the model's metadata.
+    ///
+    /// # Errors
+    /// [`ModelError::FeatureNameCount`] when the count is not
+    /// [`Model::n_features`], [`ModelError::DuplicateFeatureName`] when a
+    /// name repeats.
+    pub fn with_feature_names<S: Into<String>>(
+        self,
+        names: impl IntoIterator<Item = S>,
+    ) -> Result<Self, ModelError> {
+        let names = names.into_iter().map(Into::into).collect();
+        self.feature_names_from(names, NamesOrigin::Given)
+    }
+
+    fn feature_names_from(
+        mut self,
+        names: Vec<String>,
+        origin: NamesOrigin,
+    ) -> Result<Self, ModelError> {
+        self.feature_names = Some(FeatureNames::new(names, self.n_features, origin)?);
+        Ok(self)
+    }
+
+    /// The class (or cluster) labels, one per class, when the model has them.
+    pub fn labels(&self) -> Option<&[String]> {
+        self.labels.as_deref()
+    }
+
+    /// The label of class `class`, when the model has labels.
+    pub fn label(&self, class: usize) -> Option<&str> {
+        self.labels.as_deref()?.get(class).map(String::as_str)
+    }
+
+    /// The feature names, one per feature in input order, when the model
+    /// has them.
+    pub fn feature_names(&self) -> Option<&[String]> {
+        self.feature_names.as_ref().map(FeatureNames::names)
+    }
+
+    /// The position of the feature called `name`, when the model has
+    /// feature names and one of them is `name`.
+    pub fn feature_index(&self, name: &str) -> Option<usize> {
+        self.feature_names.as_ref()?.position(name)
     }
 
     /// Parses `bytes` as a v2 container (footer CRC verified when present)
@@ -367,7 +462,7 @@ impl<'a> Model<'a> {
     /// borrows `scratch`; nothing is allocated once the scratch has been
     /// sized for this model.
     pub fn predict<'s>(
-        &self,
+        &'s self,
         row: &[f32],
         scratch: &'s mut Scratch,
     ) -> Result<Output<'s>, PredictError> {
@@ -381,12 +476,49 @@ impl<'a> Model<'a> {
             return Err(PredictError::NonFinite { index });
         }
         let k = self.kernels;
-        Ok(match &self.body {
+        let mut output = match &self.body {
             Family::Linear(m) => m.predict(k, row, scratch),
             Family::Logistic(m) => m.predict(k, row, scratch),
             Family::Trees(m) => m.predict(row, scratch)?,
             Family::KMeans(m) => m.predict(k, row, scratch),
             Family::Sequential(m) => m.predict(k, row, scratch),
+        };
+        output.label = output.class.and_then(|class| self.label(class));
+        Ok(output)
+    }
+
+    /// Predicts one row of [`Model::n_features`] finite values, with no
+    /// scratch buffer to manage: the answer is owned. It computes in a
+    /// buffer of the calling thread, so concurrent calls (one per thread)
+    /// never wait for each other; it allocates only the answer's vectors.
+    /// For a hot loop, [`Model::predict`] with a [`Scratch`] allocates
+    /// nothing.
+    ///
+    /// ```
+    /// # use apr_runtime::format::AprWriter;
+    /// # use apr_runtime::model::{Model, Prediction};
+    /// # let mut writer = AprWriter::new();
+    /// # writer.model_type("LogisticRegression");
+    /// # writer.add_f32("weight", &[2, 2], &[1.0, -1.0, -1.0, 1.0])?;
+    /// # let bytes = writer.to_bytes();
+    /// let model = Model::from_bytes(&bytes)?.with_labels(["cat", "dog"])?;
+    /// let out = model.predict_one(&[0.2, 3.0])?;
+    /// assert_eq!(out.class(), Some(1));
+    /// assert_eq!(out.label(), Some("dog"));
+    /// assert_eq!(out.prediction(), Prediction::Class(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`PredictError::FeatureCount`] and [`PredictError::NonFinite`], as
+    /// [`Model::predict`].
+    pub fn predict_one(&self, features: &[f32]) -> Result<OwnedOutput, PredictError> {
+        ROW_SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => self.predict(features, &mut scratch).map(OwnedOutput::from),
+            // Re-entered from inside a prediction on this thread: a fresh buffer.
+            Err(_) => self
+                .predict(features, &mut Scratch::default())
+                .map(OwnedOutput::from),
         })
     }
 
@@ -440,7 +572,9 @@ impl<'a> Model<'a> {
         } else {
             self.predict_split(rows, n_rows, threads, &mut arrays, scratch)?;
         }
-        Ok(arrays.finish())
+        let mut batch = arrays.finish();
+        batch.labels = self.labels.clone();
+        Ok(batch)
     }
 
     /// Splits the batch into `threads` runs of rows, as even as can be, and
@@ -553,6 +687,9 @@ struct Run<'r, 'o> {
 }
 
 thread_local! {
+    /// The buffers [`Model::predict_one`] computes in, one per thread.
+    static ROW_SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+
     /// The activation buffers this thread lends to the helper threads of its
     /// split batches, kept from batch to batch.
     static HELPER_SCRATCH: RefCell<Vec<Scratch>> = const { RefCell::new(Vec::new()) };

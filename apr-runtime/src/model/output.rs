@@ -64,9 +64,33 @@ pub struct Output<'s> {
     pub outputs: &'s [f32],
     /// Per-class probabilities, for classifiers and Softmax-ended networks.
     pub probabilities: Option<&'s [f32]>,
+    /// The label of `class`, when the model has labels
+    /// ([`Model::labels`](super::Model::labels)).
+    pub label: Option<&'s str>,
 }
 
-impl Output<'_> {
+impl<'s> Output<'s> {
+    /// The class (or cluster) index, for classifiers, k-means and networks
+    /// ending in Softmax.
+    pub fn class(&self) -> Option<usize> {
+        self.class
+    }
+
+    /// The raw output vector.
+    pub fn outputs(&self) -> &'s [f32] {
+        self.outputs
+    }
+
+    /// Per-class probabilities, for classifiers and Softmax-ended networks.
+    pub fn probabilities(&self) -> Option<&'s [f32]> {
+        self.probabilities
+    }
+
+    /// The label of the predicted class, when the model has labels.
+    pub fn label(&self) -> Option<&'s str> {
+        self.label
+    }
+
     /// The headline answer: the class when there is one, else the value when
     /// there is a single output, else the whole output vector.
     pub fn prediction(&self) -> Prediction {
@@ -89,6 +113,65 @@ pub enum Prediction {
     Value(f32),
     /// The output vector of a multi-output model.
     Values(Vec<f32>),
+}
+
+/// The result of [`Model::predict_one`](super::Model::predict_one): an
+/// [`Output`] that owns its values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnedOutput {
+    class: Option<usize>,
+    outputs: Vec<f32>,
+    probabilities: Option<Vec<f32>>,
+    label: Option<String>,
+}
+
+impl OwnedOutput {
+    /// The headline answer, as [`Output::prediction`].
+    pub fn prediction(&self) -> Prediction {
+        self.as_output().prediction()
+    }
+
+    /// The class (or cluster) index, for classifiers, k-means and networks
+    /// ending in Softmax.
+    pub fn class(&self) -> Option<usize> {
+        self.class
+    }
+
+    /// The raw output vector.
+    pub fn outputs(&self) -> &[f32] {
+        &self.outputs
+    }
+
+    /// Per-class probabilities, for classifiers and Softmax-ended networks.
+    pub fn probabilities(&self) -> Option<&[f32]> {
+        self.probabilities.as_deref()
+    }
+
+    /// The label of the predicted class, when the model has labels.
+    pub fn label(&self) -> Option<&str> {
+        self.label.as_deref()
+    }
+
+    /// The same answer as a borrowed [`Output`].
+    pub fn as_output(&self) -> Output<'_> {
+        Output {
+            class: self.class,
+            outputs: &self.outputs,
+            probabilities: self.probabilities.as_deref(),
+            label: self.label.as_deref(),
+        }
+    }
+}
+
+impl From<Output<'_>> for OwnedOutput {
+    fn from(output: Output<'_>) -> Self {
+        OwnedOutput {
+            class: output.class,
+            outputs: output.outputs.to_vec(),
+            probabilities: output.probabilities.map(<[f32]>::to_vec),
+            label: output.label.map(str::to_owned),
+        }
+    }
 }
 
 /// Where a batch's probabilities live.
@@ -225,6 +308,7 @@ impl BatchArrays {
             outputs: self.outputs,
             probabilities,
             classes: self.layout.classes.then_some(self.classes),
+            labels: None,
         }
     }
 }
@@ -240,6 +324,8 @@ pub struct BatchOutput {
     pub(super) probabilities: BatchProbabilities,
     /// One per row, for families that predict a class.
     pub(super) classes: Option<Vec<usize>>,
+    /// The model's class labels, when it has them.
+    pub(super) labels: Option<std::sync::Arc<[String]>>,
 }
 
 impl BatchOutput {
@@ -283,10 +369,15 @@ impl BatchOutput {
             Some(classes) => Some(*classes.get(i)?),
             None => None,
         };
+        let label = match (&self.labels, class) {
+            (Some(labels), Some(class)) => labels.get(class).map(String::as_str),
+            _ => None,
+        };
         Some(Output {
             class,
             outputs,
             probabilities,
+            label,
         })
     }
 
@@ -339,18 +430,21 @@ mod tests {
             class: None,
             outputs: &one,
             probabilities: None,
+                label: None,
         };
         assert_eq!(out.prediction(), Prediction::Value(2.5));
         let out = Output {
             class: None,
             outputs: &many,
             probabilities: None,
+                label: None,
         };
         assert_eq!(out.prediction(), Prediction::Values(vec![1.0, 2.0]));
         let out = Output {
             class: Some(1),
             outputs: &many,
             probabilities: Some(&many),
+                label: None,
         };
         assert_eq!(out.prediction(), Prediction::Class(1));
         assert_eq!(
@@ -384,6 +478,7 @@ mod tests {
                 values: vec![0.75, 0.25, 0.25, 0.75],
             },
             classes: Some(vec![0, 1]),
+            labels: None,
         };
         assert_eq!(batch.len(), 2);
         let row = batch.row(1).map(|r| {

@@ -317,12 +317,14 @@ impl<'a> Sequential<'a> {
                 class: Some(argmax(result)),
                 outputs: result,
                 probabilities: Some(result),
+                label: None,
             }
         } else {
             Output {
                 class: None,
                 outputs: result,
                 probabilities: None,
+                label: None,
             }
         }
     }
