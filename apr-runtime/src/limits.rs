@@ -99,10 +99,7 @@ fn row_bytes(model: &Model<'_>) -> usize {
 /// escaped once more inside an HTTP body (7).
 fn worst_case_label_bytes(labels: &[String]) -> usize {
     let longest = labels.iter().map(String::len).max().unwrap_or(0);
-    r#","label":"""#
-        .len()
-        .saturating_add(4)
-        .saturating_add(longest.saturating_mul(7))
+    r#","label":"""#.len().saturating_add(4).saturating_add(longest.saturating_mul(7))
 }
 
 /// The number of decimal digits of the largest class index below `k`.

@@ -35,8 +35,8 @@ pub mod v1;
 pub use dtype::{f32_to_f16, DType};
 pub use error::FormatError;
 pub use header::{Flags, Header, ALIGNMENT, HEADER_LEN, MAGIC, MAGIC_V1};
-pub use metadata::Metadata;
 pub(crate) use metadata::json_type_name as metadata_json_type_name;
+pub use metadata::Metadata;
 pub use reader::{AprFile, FooterStatus, ParseOptions, Tensor, TensorInfo, MAX_DIMS};
 pub use writer::AprWriter;
 

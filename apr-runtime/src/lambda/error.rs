@@ -147,12 +147,36 @@ pub enum LambdaError {
     /// The model failed on a valid row (an internal invariant broke).
     #[error("inference failed: {0}")]
     InferenceError(String),
+
+    /// A typed handler's answer would exceed Lambda's response payload
+    /// limit; for HTTP events it is an HTTP 413.
+    #[error(
+        "the handler's answer would take {bytes} bytes, over Lambda's response limit of {} bytes",
+        crate::limits::MAX_RESPONSE_BYTES
+    )]
+    AnswerTooLarge {
+        /// The size the answer would have had.
+        bytes: usize,
+    },
+
+    /// A typed handler returned an error ([`Error`](super::Error), or any
+    /// error type of its own): answered with the error's own `errorType`.
+    #[error("{message}")]
+    Handler {
+        /// The `errorType`: the handler error's type name, or the name it
+        /// gave ([`Error::new`](super::Error::new)).
+        error_type: String,
+        /// The error's message (at most 4 KiB).
+        message: String,
+        /// The HTTP status for Function URL and API Gateway events.
+        status: u16,
+    },
 }
 
 impl LambdaError {
     /// The stable `errorType` of the Lambda error response: the variant's
     /// name, e.g. `"FeatureCount"`.
-    pub fn error_type(&self) -> &'static str {
+    pub fn error_type(&self) -> &str {
         match self {
             LambdaError::EmptyModel => "EmptyModel",
             LambdaError::InvalidMagic { .. } => "InvalidMagic",
@@ -168,12 +192,17 @@ impl LambdaError {
             LambdaError::NonFiniteOutput { .. } => "NonFiniteOutput",
             LambdaError::ResponseTooLarge { .. } => "ResponseTooLarge",
             LambdaError::InferenceError(_) => "InferenceError",
+            LambdaError::AnswerTooLarge { .. } => "AnswerTooLarge",
+            LambdaError::Handler { error_type, .. } => error_type,
         }
     }
 
     /// Whether the caller's event is at fault (HTTP 4xx) rather than the
     /// function (HTTP 500).
     pub fn is_client_error(&self) -> bool {
+        if let LambdaError::Handler { status, .. } = self {
+            return *status < 500;
+        }
         matches!(
             self,
             LambdaError::MalformedEvent { .. }
@@ -185,6 +214,7 @@ impl LambdaError {
                 | LambdaError::BatchTooLarge { .. }
                 | LambdaError::NonFiniteOutput { .. }
                 | LambdaError::ResponseTooLarge { .. }
+                | LambdaError::AnswerTooLarge { .. }
         )
     }
 
@@ -193,7 +223,8 @@ impl LambdaError {
     /// the other faults of the request, 500 for the function's.
     pub fn http_status(&self) -> u16 {
         match self {
-            LambdaError::ResponseTooLarge { .. } => 413,
+            LambdaError::ResponseTooLarge { .. } | LambdaError::AnswerTooLarge { .. } => 413,
+            LambdaError::Handler { status, .. } => *status,
             e if e.is_client_error() => 400,
             _ => 500,
         }

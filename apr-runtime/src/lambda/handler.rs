@@ -41,6 +41,8 @@ fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
 pub struct LambdaHandler {
     model: Model<'static>,
     max_batch: usize,
+    /// Whether `max_batch` was set, rather than derived from the model.
+    max_batch_set: bool,
     cold: ColdStart,
 }
 
@@ -124,6 +126,7 @@ impl LambdaHandler {
         let cold = ColdStart::new(process_start, parse_start.elapsed(), bytes.len());
         Ok(LambdaHandler {
             max_batch: limits::default_max_batch(&model),
+            max_batch_set: false,
             model,
             cold,
         })
@@ -140,7 +143,46 @@ impl LambdaHandler {
     #[must_use]
     pub fn with_max_batch(mut self, n: usize) -> Self {
         self.max_batch = n.max(1);
+        self.max_batch_set = true;
         self
+    }
+
+    /// Answers each class (or cluster) with its label: `"label"` beside
+    /// `"prediction"` in every answer ([`Model::with_labels`]). Without
+    /// an explicit [`with_max_batch`](Self::with_max_batch), the batch
+    /// limit is computed again, labels included.
+    ///
+    /// # Errors
+    /// [`LambdaError::Model`] with [`ModelError::LabelCount`](crate::model::ModelError::LabelCount)
+    /// when the count is not the model's number of classes.
+    pub fn with_labels<S: Into<String>>(
+        mut self,
+        labels: impl IntoIterator<Item = S>,
+    ) -> Result<Self, LambdaError> {
+        self.model = self.model.with_labels(labels)?;
+        if !self.max_batch_set {
+            self.max_batch = limits::default_max_batch(&self.model);
+        }
+        Ok(self)
+    }
+
+    /// Accepts rows sent as objects keyed by these feature names
+    /// ([`Model::with_feature_names`]).
+    ///
+    /// # Errors
+    /// [`LambdaError::Model`] when the count is not the model's number of
+    /// features, or a name repeats.
+    pub fn with_feature_names<S: Into<String>>(
+        mut self,
+        names: impl IntoIterator<Item = S>,
+    ) -> Result<Self, LambdaError> {
+        self.model = self.model.with_feature_names(names)?;
+        Ok(self)
+    }
+
+    /// The cold-start record.
+    pub(crate) fn cold(&self) -> &ColdStart {
+        &self.cold
     }
 
     /// The model being served.

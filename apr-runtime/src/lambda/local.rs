@@ -4,9 +4,9 @@
 use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
 
-use super::handler::LambdaHandler;
 use super::metrics::millis;
 use super::response::error_json;
+use super::service::Serve;
 
 /// How a local run went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub(crate) struct LocalSummary {
 /// `--help` / `-h` prints the usage instead. Every event is answered, even
 /// one that is not UTF-8 (a `MalformedEvent` error line).
 pub(crate) fn run_local(
-    handler: &LambdaHandler,
+    handler: &dyn Serve,
     program: &str,
     args: &[OsString],
     input: &mut dyn BufRead,
@@ -58,19 +58,20 @@ pub(crate) fn run_local(
 }
 
 fn answer(
-    handler: &LambdaHandler,
+    handler: &dyn Serve,
     event: &[u8],
     out: &mut dyn Write,
     summary: &mut LocalSummary,
 ) -> std::io::Result<()> {
-    let (result, outcome) = match std::str::from_utf8(event) {
-        Ok(_) => handler.respond_with_outcome(event),
-        Err(e) => handler.respond_unreadable(format!(
+    let event = std::str::from_utf8(event).map(str::as_bytes).map_err(|e| {
+        format!(
             "the event is not valid UTF-8 ({e}; {} bytes); events are JSON",
             event.len()
-        )),
-    };
+        )
+    });
     summary.events += 1;
+    let context = local_context(summary.events);
+    let (result, outcome) = super::runtime::block_on(handler.answer(event, context))?;
     let line = match &result {
         Ok(response) => {
             if response.is_http_error() {
@@ -94,6 +95,18 @@ fn answer(
     out.flush()
 }
 
+/// The context of local invocation `n`: request id `local-N`, a deadline
+/// 15 minutes (Lambda's longest timeout) from now.
+fn local_context(n: usize) -> lambda_runtime::Context {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let mut context = lambda_runtime::Context::default();
+    context.request_id = format!("local-{n}");
+    context.deadline = now_ms.saturating_add(15 * 60 * 1000);
+    context
+}
+
 /// Whether stdin is a terminal (local mode then says it is waiting).
 pub(crate) fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()
@@ -101,10 +114,45 @@ pub(crate) fn stdin_is_terminal() -> bool {
 
 /// The `--help` text: both modes, the event shapes, and an example event
 /// sized for this model.
-pub(crate) fn help_text(handler: &LambdaHandler, program: &str) -> String {
+pub(crate) fn help_text(serve: &dyn Serve, program: &str) -> String {
+    let handler = serve.handler();
     let model = handler.model();
     let n = model.n_features();
     let zeros = vec!["0"; n].join(",");
+    let events = if serve.is_typed() {
+        format!(
+            "EVENTS
+  each event is decoded as the request type of the function's handler, and
+  answered with its result; a Lambda Function URL / API Gateway HTTP API event's
+  `body` (possibly base64) likewise, answered with {{\"statusCode\", \"headers\", \"body\"}}
+
+EXAMPLES
+  {program} '<one request, as JSON>'
+"
+        )
+    } else {
+        let named = model.feature_names().map_or_else(String::new, |names| {
+            let fields = names
+                .iter()
+                .map(|name| format!("{}: 0", serde_json::Value::from(name.as_str())))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("  {{\"features\": {{{fields}}}}}   the same row, by feature name\n")
+        });
+        format!(
+            "EVENTS
+  {{\"features\": [{zeros}]}}                 one row of {n} features
+{named}  {{\"instances\": [[{zeros}], [{zeros}]]}}   a batch (at most {max} rows)
+  a Lambda Function URL / API Gateway HTTP API event whose `body` is one of
+  those (possibly base64): answered with {{\"statusCode\", \"headers\", \"body\"}}
+
+EXAMPLES
+  {program} '{{\"features\":[{zeros}]}}'
+  printf '%s\\n' '{{\"features\":[{zeros}]}}' '{{\"instances\":[[{zeros}]]}}' | {program}
+",
+            max = handler.max_batch()
+        )
+    };
     format!(
         "{program}: an AWS Lambda function serving an .apr {family} model \
          ({n} features -> {outputs} outputs), built with apr-lambda.
@@ -123,25 +171,16 @@ MODES
   JSON response per line on stdout, and exits: status 0 when every event was
   answered, 1 when any failed. Errors print as {{\"errorType\": ..., \"errorMessage\": ...}}.
 
-EVENTS
-  {{\"features\": [{zeros}]}}                 one row of {n} features
-  {{\"instances\": [[{zeros}], [{zeros}]]}}   a batch (at most {max} rows)
-  a Lambda Function URL / API Gateway HTTP API event whose `body` is one of
-  those (possibly base64): answered with {{\"statusCode\", \"headers\", \"body\"}}
-
-EXAMPLES
-  {program} '{{\"features\":[{zeros}]}}'
-  printf '%s\\n' '{{\"features\":[{zeros}]}}' '{{\"instances\":[[{zeros}]]}}' | {program}
-",
+{events}",
         family = model.family(),
         outputs = model.n_outputs(),
-        max = handler.max_batch(),
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lambda::LambdaHandler;
 
     static LINEAR: &[u8] = include_bytes!("../../tests/fixtures/linear_regression.v2.apr");
 

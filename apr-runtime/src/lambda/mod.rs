@@ -45,7 +45,7 @@
 //! ```no_run
 //! use apr_runtime::lambda::{serve, LambdaHandler};
 //!
-//! fn main() -> Result<(), apr_runtime::lambda::Error> {
+//! fn main() -> Result<(), apr_runtime::lambda::BoxError> {
 //!     // Usually `include_bytes!`; any `&'static [u8]` will do.
 //!     let model: &'static [u8] = Vec::leak(std::fs::read("models/model.apr")?);
 //!     let handler = LambdaHandler::from_bytes(model)?.with_max_batch(1_000);
@@ -55,25 +55,30 @@
 
 mod error;
 mod handler;
+mod handler_error;
 mod local;
 mod metrics;
 mod request;
 mod response;
 mod runtime;
+mod service;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 pub use error::{ErrorBody, LambdaError};
 pub use handler::LambdaHandler;
+pub use handler_error::Error;
+pub use lambda_runtime::Context;
 pub use metrics::ColdStartMetrics;
 pub use request::LambdaRequest;
 pub use response::{
-    HttpHeaders, HttpResponse, InvocationResponse, LambdaResponse, Predictions, RowPrediction,
+    HttpHeaders, HttpResponse, InvocationResponse, JsonText, LambdaResponse, Predictions,
+    RowPrediction,
 };
 
 /// The error type of [`serve`] (`lambda_runtime`'s boxed error).
-pub type Error = lambda_runtime::Error;
+pub type BoxError = lambda_runtime::Error;
 
 /// Serves `handler`: on the Lambda Runtime API when `AWS_LAMBDA_RUNTIME_API`
 /// is set, in local mode otherwise (see the [module docs](self)).
@@ -87,7 +92,7 @@ pub type Error = lambda_runtime::Error;
 /// posted to `/runtime/init/error`) or the Runtime API keeps failing. In
 /// local mode, when any event was answered with an error, or stdin/stdout
 /// fail.
-pub fn serve(handler: LambdaHandler) -> Result<(), Error> {
+pub fn serve(handler: LambdaHandler) -> Result<(), BoxError> {
     if runtime::is_lambda_mode() {
         return runtime::serve_lambda(Arc::new(handler));
     }
@@ -99,7 +104,7 @@ pub fn serve(handler: LambdaHandler) -> Result<(), Error> {
 }
 
 /// Local mode on the real arguments, stdin and stdout.
-fn serve_local(handler: &LambdaHandler) -> std::io::Result<local::LocalSummary> {
+fn serve_local(handler: &dyn service::Serve) -> std::io::Result<local::LocalSummary> {
     let mut argv = std::env::args_os();
     let program = argv.next().map_or_else(
         || "bootstrap".to_owned(),
@@ -142,9 +147,9 @@ pub fn report_init_error(err: &LambdaError) {
 }
 
 /// [`serve`], reporting the outcome as an exit status instead.
-fn serve_to_exit_code(handler: LambdaHandler) -> ExitCode {
+fn serve_to_exit_code(handler: Arc<dyn service::Serve>) -> ExitCode {
     if runtime::is_lambda_mode() {
-        return match runtime::serve_lambda(Arc::new(handler)) {
+        return match runtime::serve_lambda(handler) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -152,7 +157,7 @@ fn serve_to_exit_code(handler: LambdaHandler) -> ExitCode {
             }
         };
     }
-    match serve_local(&handler) {
+    match serve_local(&*handler) {
         Ok(summary) if summary.failed == 0 => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
         Err(e) => {
@@ -166,11 +171,18 @@ fn serve_to_exit_code(handler: LambdaHandler) -> ExitCode {
 /// `::apr_lambda::__private`). Not a public API: it changes with the macro.
 #[doc(hidden)]
 pub mod __private {
+    use std::fmt::Display;
     use std::future::Future;
     use std::process::ExitCode;
+    use std::sync::Arc;
     use std::time::Instant;
 
-    use super::{runtime, LambdaHandler};
+    use serde::de::DeserializeOwned;
+    use serde::Serialize;
+
+    use super::service::TypedHandler;
+    use super::{runtime, Context, LambdaError, LambdaHandler};
+    use crate::model::Model;
 
     /// Stamps the process start (the first call wins); the generated `main`
     /// calls it first thing, so the cold-start figures start there.
@@ -184,12 +196,21 @@ pub mod __private {
         /// The most rows per batch event (`max_batch = N`); `None` for the
         /// model's default ([`crate::limits::default_max_batch`]).
         pub max_batch: Option<usize>,
+        /// `labels = [...]`: the class labels, replacing the metadata's.
+        pub labels: Option<&'static [&'static str]>,
+        /// `feature_names = [...]`: the feature names, replacing the metadata's.
+        pub feature_names: Option<&'static [&'static str]>,
     }
 
     impl Config {
-        /// The defaults: `max_batch` derived from the model.
+        /// The defaults: `max_batch` derived from the model, labels and
+        /// feature names from its metadata.
         pub const fn new() -> Self {
-            Config { max_batch: None }
+            Config {
+                max_batch: None,
+                labels: None,
+                feature_names: None,
+            }
         }
 
         /// Sets `max_batch`.
@@ -197,6 +218,35 @@ pub mod __private {
         pub const fn max_batch(mut self, n: usize) -> Self {
             self.max_batch = Some(n);
             self
+        }
+
+        /// Sets the class labels.
+        #[must_use]
+        pub const fn labels(mut self, labels: &'static [&'static str]) -> Self {
+            self.labels = Some(labels);
+            self
+        }
+
+        /// Sets the feature names.
+        #[must_use]
+        pub const fn feature_names(mut self, names: &'static [&'static str]) -> Self {
+            self.feature_names = Some(names);
+            self
+        }
+
+        /// The handler for `bytes`, configured.
+        fn handler(self, bytes: &'static [u8]) -> Result<LambdaHandler, LambdaError> {
+            let mut handler = LambdaHandler::from_embedded(bytes)?;
+            if let Some(labels) = self.labels {
+                handler = handler.with_labels(labels.iter().copied())?;
+            }
+            if let Some(names) = self.feature_names {
+                handler = handler.with_feature_names(names.iter().copied())?;
+            }
+            Ok(match self.max_batch {
+                Some(n) => handler.with_max_batch(n),
+                None => handler,
+            })
         }
     }
 
@@ -211,11 +261,37 @@ pub mod __private {
     /// printed and, in Lambda mode, reported to `/runtime/init/error`.
     pub fn run(bytes: &'static [u8], config: Config) -> ExitCode {
         process_start();
-        match LambdaHandler::from_embedded(bytes) {
-            Ok(handler) => super::serve_to_exit_code(match config.max_batch {
-                Some(n) => handler.with_max_batch(n),
-                None => handler,
-            }),
+        match config.handler(bytes) {
+            Ok(handler) => super::serve_to_exit_code(Arc::new(handler)),
+            Err(err) => {
+                runtime::report_init_error(err.error_type(), &err.to_string());
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    /// [`run`] for a typed handler: `function` is called with the model,
+    /// each event decoded as `T`, and the invocation's context; its `Ok(R)`
+    /// is the answer. The handler (model included) lives as long as the
+    /// process, so the futures `function` returns may borrow the model.
+    pub fn run_handler<T, R, E, F, Fut>(
+        bytes: &'static [u8],
+        config: Config,
+        function: F,
+    ) -> ExitCode
+    where
+        T: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+        E: Display + Send + 'static,
+        F: Fn(&'static Model<'static>, T, Context) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+    {
+        process_start();
+        match config.handler(bytes) {
+            Ok(handler) => {
+                let handler: &'static LambdaHandler = Box::leak(Box::new(handler));
+                super::serve_to_exit_code(Arc::new(TypedHandler::new(handler, function)))
+            }
             Err(err) => {
                 runtime::report_init_error(err.error_type(), &err.to_string());
                 ExitCode::FAILURE

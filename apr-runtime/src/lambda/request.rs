@@ -185,6 +185,7 @@ impl<'de> Deserialize<'de> for LambdaRequest {
                 model: None,
                 failure: &failure,
             },
+            skip_rows: false,
             marker: std::marker::PhantomData,
         };
         let envelope = seed.deserialize(deserializer)?;
@@ -221,11 +222,9 @@ impl Event {
 pub(crate) fn decode_event(raw: &[u8], model: Option<&Model<'_>>) -> Result<Event, LambdaError> {
     let envelope = parse_envelope(raw, "the event", model)?;
     if envelope.request_context || (envelope.is_some_body() && !envelope.has_rows()) {
-        return Ok(Event::Http(
-            http_body(envelope).and_then(|body| {
-                parse_envelope(&body, "the request body", model)?.into_request("the request body")
-            }),
-        ));
+        return Ok(Event::Http(http_body(envelope).and_then(|body| {
+            parse_envelope(&body, "the request body", model)?.into_request("the request body")
+        })));
     }
     envelope.into_request("the event").map(Event::Direct)
 }
@@ -290,13 +289,13 @@ pub(crate) fn parse_envelope<'a>(
     // A typed failure (an unknown feature, ...) recorded while decoding
     // wins over serde's message for it.
     let fail = |e: &serde_json::Error| failure.take().unwrap_or_else(|| json_error(e, what));
-    match parse_with(raw, rows) {
+    match parse_with(raw, rows, false) {
         Ok(envelope) => Ok(envelope),
         Err(e) if is_out_of_range(&e) => {
             let tamed = tame_huge_numbers(raw);
             // The envelope borrows strings from its input; `tamed` is local,
             // so parse again into owned strings.
-            match parse_with(&tamed, rows) {
+            match parse_with(&tamed, rows, false) {
                 Ok(envelope) => Ok(envelope.into_owned()),
                 Err(e) => Err(fail(&e)),
             }
@@ -305,11 +304,27 @@ pub(crate) fn parse_envelope<'a>(
     }
 }
 
+/// The HTTP fields of `raw` (`requestContext`, `body`, `isBase64Encoded`),
+/// for a typed handler: whatever else the event holds is skipped.
+pub(crate) fn parse_http_envelope(raw: &[u8]) -> Result<Envelope<'_>, LambdaError> {
+    let failure = Cell::new(None);
+    let rows = RowContext {
+        model: None,
+        failure: &failure,
+    };
+    parse_with(raw, rows, true).map_err(|e| json_error(&e, "the event"))
+}
+
 /// One pass of `serde_json` over `raw` with the envelope's seed.
-fn parse_with<'a>(raw: &'a [u8], rows: RowContext<'_>) -> Result<Envelope<'a>, serde_json::Error> {
+fn parse_with<'a>(
+    raw: &'a [u8],
+    rows: RowContext<'_>,
+    skip_rows: bool,
+) -> Result<Envelope<'a>, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_slice(raw);
     let envelope = EnvelopeSeed {
         rows,
+        skip_rows,
         marker: std::marker::PhantomData,
     }
     .deserialize(&mut deserializer)?;
@@ -411,7 +426,7 @@ pub(crate) struct Envelope<'a> {
     instances: Option<(Vec<f32>, Vec<usize>)>,
     body: Field<Cow<'a, str>>,
     is_base64_encoded: Field<bool>,
-    request_context: bool,
+    pub(crate) request_context: bool,
 }
 
 impl Envelope<'_> {
@@ -460,6 +475,9 @@ const EXPECTING_EVENT: &str = "a JSON object with `features` (one row) or `insta
 /// Decodes an [`Envelope`], rows included.
 struct EnvelopeSeed<'a, 'c> {
     rows: RowContext<'c>,
+    /// Skip `features` and `instances` (a typed handler's event, of which
+    /// only the HTTP fields are read here).
+    skip_rows: bool,
     marker: std::marker::PhantomData<&'a ()>,
 }
 
@@ -488,6 +506,9 @@ impl<'de: 'a, 'a> Visitor<'de> for EnvelopeSeed<'a, '_> {
         let mut envelope = Envelope::default();
         while let Some(key) = map.next_key::<EventKey>()? {
             match key {
+                EventKey::Features | EventKey::Instances if self.skip_rows => {
+                    map.next_value::<IgnoredAny>()?;
+                }
                 EventKey::Features => {
                     if envelope.features.is_some() {
                         return Err(de::Error::duplicate_field("features"));
@@ -693,7 +714,9 @@ impl<'de> Visitor<'de> for AppendRow<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.rows.model.and_then(Model::feature_names) {
-            Some(_) => f.write_str("an array of numbers or an object of named numbers (one row of features)"),
+            Some(_) => f.write_str(
+                "an array of numbers or an object of named numbers (one row of features)",
+            ),
             None => f.write_str(EXPECTING_ROW),
         }
     }

@@ -219,6 +219,51 @@ pub enum InvocationResponse {
     Direct(LambdaResponse),
     /// The answer to a Function URL / API Gateway HTTP API event.
     Http(HttpResponse),
+    /// A typed handler's answer to a direct event, as JSON text.
+    Json(JsonText),
+}
+
+/// A typed handler's answer, serialized once (to check its size), and sent
+/// as it is.
+#[derive(Debug, Clone)]
+pub struct JsonText(Box<serde_json::value::RawValue>);
+
+impl JsonText {
+    /// The JSON text of `value`, or [`LambdaError::AnswerTooLarge`] when it
+    /// exceeds Lambda's response limit (measured as the larger of its two
+    /// forms: direct, or escaped as the body of an HTTP response).
+    pub(crate) fn of<T: Serialize + ?Sized>(value: &T) -> Result<Self, LambdaError> {
+        let text = serde_json::to_string(value).map_err(|e| {
+            LambdaError::InferenceError(format!(
+                "the handler's answer could not be serialized as JSON: {e}"
+            ))
+        })?;
+        // As an HTTP body: escaped, inside the envelope.
+        let bytes = serialized_len(&text).saturating_add(HTTP_ENVELOPE_BYTES);
+        if bytes > MAX_RESPONSE_BYTES {
+            return Err(LambdaError::AnswerTooLarge { bytes });
+        }
+        serde_json::value::RawValue::from_string(text)
+            .map(JsonText)
+            .map_err(|e| LambdaError::InferenceError(format!("invalid answer JSON: {e}")))
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for JsonText {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Serialize for JsonText {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
 }
 
 impl InvocationResponse {
@@ -275,6 +320,9 @@ fn serialized_len<T: Serialize>(value: &T) -> usize {
         Err(_) => usize::MAX,
     }
 }
+
+/// The most bytes the HTTP envelope around a body takes.
+const HTTP_ENVELOPE_BYTES: usize = 128;
 
 /// The JSON text of an error response body.
 pub(crate) fn error_json(err: &LambdaError) -> String {

@@ -22,9 +22,9 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use super::error::{excerpt, ErrorBody, LambdaError};
-use super::handler::LambdaHandler;
 use super::metrics::{emf_line, log_invocation};
 use super::response::InvocationResponse;
+use super::service::Serve;
 
 /// The environment variable that puts the binary in Lambda mode.
 pub(crate) const RUNTIME_API_VAR: &str = "AWS_LAMBDA_RUNTIME_API";
@@ -99,7 +99,7 @@ pub(crate) fn block_on<F: Future>(future: F) -> std::io::Result<F::Output> {
 
 /// Serves `handler` on the Lambda Runtime API until SIGTERM or an
 /// unrecoverable Runtime API failure.
-pub(crate) fn serve_lambda(handler: Arc<LambdaHandler>) -> Result<(), lambda_runtime::Error> {
+pub(crate) fn serve_lambda(handler: Arc<dyn Serve>) -> Result<(), lambda_runtime::Error> {
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(
             "serve() runs its own tokio runtime and blocks until the function stops: call it \
@@ -241,7 +241,7 @@ impl Drop for InFlight {
 
 /// Serves until SIGTERM: then the invocations in flight are answered (their
 /// responses posted) and the function returns; idle, it returns at once.
-async fn serve_until_shutdown(handler: Arc<LambdaHandler>) -> Result<(), lambda_runtime::Error> {
+async fn serve_until_shutdown(handler: Arc<dyn Serve>) -> Result<(), lambda_runtime::Error> {
     let state = Arc::new(ServeState::default());
     let serving = supervise(handler, Arc::clone(&state));
     tokio::pin!(serving);
@@ -297,7 +297,7 @@ fn sigterm() -> std::io::Result<impl Future<Output = ()>> {
 /// [`MAX_CONSECUTIVE_FAULTS`] faults with no invocation answered in between
 /// (the Runtime API is gone), the function exits with the error.
 async fn supervise(
-    handler: Arc<LambdaHandler>,
+    handler: Arc<dyn Serve>,
     state: Arc<ServeState>,
 ) -> Result<(), lambda_runtime::Error> {
     let function_name: Arc<str> = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
@@ -311,7 +311,7 @@ async fn supervise(
             service_fn(move |event: LambdaEvent<RawEvent>| {
                 let handler = Arc::clone(&handler);
                 let function_name = Arc::clone(&function_name);
-                async move { invoke(&handler, &event.payload, &function_name) }
+                async move { invoke(&*handler, event, &function_name).await }
             })
         };
         let runtime = Runtime::new(service)
@@ -350,17 +350,16 @@ async fn supervise(
 
 /// Answers one invocation: the one request path, its log line, and the
 /// cold-start metrics line (printed by the one cold invocation).
-fn invoke(
-    handler: &LambdaHandler,
-    event: &RawEvent,
+async fn invoke(
+    serve: &dyn Serve,
+    event: LambdaEvent<RawEvent>,
     function_name: &str,
 ) -> Result<InvocationResponse, LambdaError> {
-    let (result, outcome) = match event.bytes() {
-        Ok(raw) => handler.respond_with_outcome(raw),
-        Err(reason) => handler.respond_unreadable(reason),
-    };
+    let LambdaEvent { payload, context } = event;
+    let (result, outcome) = serve.answer(payload.bytes(), context).await;
     log_invocation(&outcome, &result);
     if outcome.cold_start {
+        let handler = serve.handler();
         if let Some(metrics) = handler.cold_start_metrics() {
             let model = handler.model();
             println!(
@@ -608,7 +607,8 @@ mod tests {
     #[test]
     fn serving_inside_a_tokio_runtime_is_an_error_not_a_panic() {
         static LINEAR: &[u8] = include_bytes!("../../tests/fixtures/linear_regression.v2.apr");
-        let handler = LambdaHandler::from_bytes(LINEAR).unwrap_or_else(|e| panic!("{e}"));
+        let handler =
+            crate::lambda::LambdaHandler::from_bytes(LINEAR).unwrap_or_else(|e| panic!("{e}"));
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap_or_else(|e| panic!("{e}"));

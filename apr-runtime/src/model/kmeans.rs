@@ -52,7 +52,7 @@ impl<'a> KMeans<'a> {
             class: Some(class),
             outputs: dists,
             probabilities: None,
-                label: None,
+            label: None,
         }
     }
 

@@ -137,7 +137,7 @@ impl<'a> LinearRegression<'a> {
             class: None,
             outputs: y,
             probabilities: None,
-                label: None,
+            label: None,
         }
     }
 

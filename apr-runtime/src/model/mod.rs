@@ -44,15 +44,15 @@ use std::sync::{Mutex, PoisonError};
 
 pub use error::{ModelError, PredictError};
 pub use names::{NamesOrigin, FEATURE_NAMES_KEY, LABELS_KEY};
-pub use output::{BatchOutput, OwnedOutput, Output, Prediction, Scratch};
+pub use output::{BatchOutput, Output, OwnedOutput, Prediction, Scratch};
 pub use weights::WEIGHT_ALIGNMENT;
 
 use crate::format::AprFile;
 use crate::kernels::{self, Kernels};
 use crate::threads::{self, Parallelism, MAX_THREADS, MIN_ROWS_PER_THREAD};
 use kmeans::KMeans;
-use names::FeatureNames;
 use linear::{LinearRegression, LogisticRegression};
+use names::FeatureNames;
 use output::{BatchArrays, BatchLayout, RowsOut};
 use sequential::Sequential;
 use source::TensorSource;

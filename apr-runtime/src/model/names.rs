@@ -107,7 +107,10 @@ pub(super) fn check_labels(
 /// The names stored under `key` in `metadata`, if any: a JSON array of
 /// strings, or of integers (class labels as ONNX stores them), kept as
 /// their decimal text.
-pub(super) fn from_metadata(metadata: &Metadata, key: &str) -> Result<Option<Vec<String>>, ModelError> {
+pub(super) fn from_metadata(
+    metadata: &Metadata,
+    key: &str,
+) -> Result<Option<Vec<String>>, ModelError> {
     let Some(value) = metadata.get(key) else {
         return Ok(None);
     };

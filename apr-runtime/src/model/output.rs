@@ -430,21 +430,21 @@ mod tests {
             class: None,
             outputs: &one,
             probabilities: None,
-                label: None,
+            label: None,
         };
         assert_eq!(out.prediction(), Prediction::Value(2.5));
         let out = Output {
             class: None,
             outputs: &many,
             probabilities: None,
-                label: None,
+            label: None,
         };
         assert_eq!(out.prediction(), Prediction::Values(vec![1.0, 2.0]));
         let out = Output {
             class: Some(1),
             outputs: &many,
             probabilities: Some(&many),
-                label: None,
+            label: None,
         };
         assert_eq!(out.prediction(), Prediction::Class(1));
         assert_eq!(

@@ -339,7 +339,7 @@ impl TreeEnsemble {
             class: Some(class),
             outputs: probs,
             probabilities: Some(probs),
-                label: None,
+            label: None,
         })
     }
 

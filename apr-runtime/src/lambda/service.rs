@@ -1,0 +1,195 @@
+//! What the serving loops (Lambda mode and local mode) answer with: the
+//! default handler ([`LambdaHandler`], the `features`/`instances` protocol)
+//! or a typed handler (a user's function from a request type `T` to an
+//! answer `R`), behind one trait.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::time::Instant;
+
+use lambda_runtime::Context;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::error::LambdaError;
+use super::handler::LambdaHandler;
+use super::handler_error::handler_error;
+use super::metrics::Outcome;
+use super::request::{http_body, parse_http_envelope};
+use super::response::{HttpResponse, InvocationResponse, JsonText};
+use crate::model::Model;
+
+/// The answer to one event, and what the invocation did (for its log line).
+pub(crate) type Answered = (Result<InvocationResponse, LambdaError>, Outcome);
+
+/// The future of one answer.
+pub(crate) type AnswerFuture<'a> = Pin<Box<dyn Future<Output = Answered> + Send + 'a>>;
+
+/// A function that answers raw events.
+pub(crate) trait Serve: Send + Sync + 'static {
+    /// The model, its limits and the cold-start record.
+    fn handler(&self) -> &LambdaHandler;
+
+    /// Answers one raw event (or one that could not be read, with the
+    /// reason) of the invocation `context`.
+    fn answer<'a>(&'a self, event: Result<&'a [u8], String>, context: Context) -> AnswerFuture<'a>;
+
+    /// Whether events are decoded as a handler's own request type (for the
+    /// local-mode help).
+    fn is_typed(&self) -> bool {
+        false
+    }
+}
+
+impl Serve for LambdaHandler {
+    fn handler(&self) -> &LambdaHandler {
+        self
+    }
+
+    fn answer<'a>(&'a self, event: Result<&'a [u8], String>, _: Context) -> AnswerFuture<'a> {
+        let answered = match event {
+            Ok(raw) => self.respond_with_outcome(raw),
+            Err(reason) => self.respond_unreadable(reason),
+        };
+        Box::pin(std::future::ready(answered))
+    }
+}
+
+/// A user's handler function, served with the model: each event (or HTTP
+/// body) is decoded as `T`, the function is called with the model and the
+/// invocation's context, and its `Ok(R)` is the answer (its `Err(E)` an
+/// error response, [`handler_error`]).
+pub(crate) struct TypedHandler<T, R, E, F> {
+    handler: &'static LambdaHandler,
+    function: F,
+    marker: PhantomData<fn(T) -> Result<R, E>>,
+}
+
+impl<T, R, E, F, Fut> TypedHandler<T, R, E, F>
+where
+    F: Fn(&'static Model<'static>, T, Context) -> Fut,
+    Fut: Future<Output = Result<R, E>>,
+{
+    /// `function`, serving the model of `handler` (which lives as long as
+    /// the process: the macro's generated `main` leaks it once).
+    pub(crate) fn new(handler: &'static LambdaHandler, function: F) -> Self {
+        TypedHandler {
+            handler,
+            function,
+            marker: PhantomData,
+        }
+    }
+}
+
+/// A decoded typed event.
+enum TypedEvent<T> {
+    /// The event is the request.
+    Direct(T),
+    /// A Function URL / API Gateway event: its body decoded as the request,
+    /// or why it cannot be (an HTTP 400).
+    Http(Result<T, LambdaError>),
+}
+
+/// Decodes `raw` as `T`, or, when it is an HTTP event (a top-level
+/// `requestContext`), its body as `T`.
+fn decode_typed<T: DeserializeOwned>(raw: &[u8]) -> Result<TypedEvent<T>, LambdaError> {
+    if contains(raw, b"\"requestContext\"") {
+        let envelope = parse_http_envelope(raw)?;
+        if envelope.request_context {
+            return Ok(TypedEvent::Http(
+                http_body(envelope).and_then(|body| decode_as(&body, "the request body")),
+            ));
+        }
+    }
+    decode_as(raw, "the event").map(TypedEvent::Direct)
+}
+
+/// `bytes` as `T`, or a [`LambdaError::MalformedEvent`] quoting serde's
+/// error (bounded).
+fn decode_as<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, LambdaError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        LambdaError::malformed(format!(
+            "{what} does not decode as the handler's request type: {e}"
+        ))
+    })
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+impl<T, R, E, F, Fut> Serve for TypedHandler<T, R, E, F>
+where
+    T: DeserializeOwned + Send + 'static,
+    R: Serialize + Send + 'static,
+    E: Display + Send + 'static,
+    F: Fn(&'static Model<'static>, T, Context) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, E>> + Send + 'static,
+{
+    fn handler(&self) -> &LambdaHandler {
+        self.handler
+    }
+
+    fn answer<'a>(&'a self, event: Result<&'a [u8], String>, context: Context) -> AnswerFuture<'a> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let cold = self.handler.cold();
+            let cold_start = cold.begin();
+            let decoded = event
+                .map_err(LambdaError::malformed)
+                .and_then(|raw| decode_typed::<T>(raw));
+            let (kind, rows, result) = match decoded {
+                Err(err) => ("unknown", 0, Err(err)),
+                Ok(TypedEvent::Direct(request)) => {
+                    let answer = self.call(request, context).await;
+                    (
+                        "typed",
+                        1,
+                        answer.and_then(|r| JsonText::of(&r).map(InvocationResponse::Json)),
+                    )
+                }
+                Ok(TypedEvent::Http(request)) => {
+                    let rows = usize::from(request.is_ok());
+                    let answer = match request {
+                        Ok(request) => self.call(request, context).await,
+                        Err(err) => Err(err),
+                    };
+                    let http = match answer.and_then(|r| JsonText::of(&r)) {
+                        Ok(body) => HttpResponse::json(200, body.get().to_owned()),
+                        Err(err) => HttpResponse::from_error(&err),
+                    };
+                    ("http", rows, Ok(InvocationResponse::Http(http)))
+                }
+            };
+            if cold_start {
+                cold.record(started);
+            }
+            let outcome = Outcome {
+                kind,
+                rows,
+                cold_start,
+                latency: started.elapsed(),
+            };
+            (result, outcome)
+        })
+    }
+
+    fn is_typed(&self) -> bool {
+        true
+    }
+}
+
+impl<T, R, E, F, Fut> TypedHandler<T, R, E, F>
+where
+    E: Display + 'static,
+    F: Fn(&'static Model<'static>, T, Context) -> Fut,
+    Fut: Future<Output = Result<R, E>>,
+{
+    async fn call(&self, request: T, context: Context) -> Result<R, LambdaError> {
+        (self.function)(self.handler.model(), request, context)
+            .await
+            .map_err(handler_error)
+    }
+}
