@@ -1,5 +1,6 @@
 //! The attribute's arguments: `model = "path"`, `crate = "path"`,
-//! `features = N`, `max_batch = N`, parsed into [`MacroArgs`].
+//! `features = N`, `max_batch = N`, `labels = ["...", ...]` and
+//! `feature_names = ["...", ...]`, parsed into [`MacroArgs`].
 //!
 //! Every mistake is a `syn::Error` at the token that is wrong: the name of an
 //! unknown or repeated argument, the value of the wrong kind, or the whole
@@ -12,8 +13,8 @@ use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Lit, LitStr, Meta, Token};
 
 /// The one-line summary of the accepted arguments, repeated in errors.
-const ACCEPTED: &str =
-    "`model = \"path\"` (required), `crate = \"path\"`, `features = N` and `max_batch = N`";
+const ACCEPTED: &str = "`model = \"path\"` (required), `crate = \"path\"`, `features = N`, \
+     `max_batch = N`, `labels = [\"...\", ...]` and `feature_names = [\"...\", ...]`";
 
 /// The parsed arguments of one `#[apr_lambda(...)]`.
 pub(crate) struct MacroArgs {
@@ -25,6 +26,20 @@ pub(crate) struct MacroArgs {
     pub(crate) features: Option<usize>,
     /// `max_batch = N`: the most rows one batch event may carry.
     pub(crate) max_batch: Option<MaxBatch>,
+    /// `labels = [...]`: one label per class.
+    pub(crate) labels: Option<NameList>,
+    /// `feature_names = [...]`: one name per feature.
+    pub(crate) feature_names: Option<NameList>,
+}
+
+/// `labels = [...]` or `feature_names = [...]` as written: the strings, and
+/// the span of the array (where an error about them points).
+#[derive(Clone)]
+pub(crate) struct NameList {
+    /// The names, in order.
+    pub(crate) names: Vec<String>,
+    /// The span of the `[...]` array.
+    pub(crate) span: Span,
 }
 
 /// `max_batch = N` as written: the value, and the span of the `N` literal
@@ -47,6 +62,8 @@ struct PartialArgs {
     crate_path: Option<syn::Path>,
     features: Option<usize>,
     max_batch: Option<MaxBatch>,
+    labels: Option<NameList>,
+    feature_names: Option<NameList>,
 }
 
 /// Arguments that did not parse: the errors, and the `crate = "..."` path
@@ -86,6 +103,8 @@ pub(crate) fn parse(tokens: TokenStream) -> Result<MacroArgs, ArgsError> {
             crate_path,
             features: args.features,
             max_batch: args.max_batch,
+            labels: args.labels,
+            feature_names: args.feature_names,
         }),
         (Some(_), Some(errors)) => fail(errors),
         (None, Some(errors)) if args.model_written => fail(errors),
@@ -189,6 +208,14 @@ impl PartialArgs {
                     span: value.span(),
                 });
             }
+            "labels" => {
+                check_unset(self.labels.is_some(), &name, name_span)?;
+                self.labels = Some(string_array(value, &name)?);
+            }
+            "feature_names" => {
+                check_unset(self.feature_names.is_some(), &name, name_span)?;
+                self.feature_names = Some(string_array(value, &name)?);
+            }
             _ => {
                 return Err(syn::Error::new(
                     name_span,
@@ -217,6 +244,8 @@ fn example(name: &str) -> String {
         "crate" => "crate = \"my_apr\"".to_owned(),
         "features" => "features = 4".to_owned(),
         "max_batch" => "max_batch = 1000".to_owned(),
+        "labels" => "labels = [\"setosa\", \"versicolor\", \"virginica\"]".to_owned(),
+        "feature_names" => "feature_names = [\"sepal_length\", \"sepal_width\"]".to_owned(),
         other => format!("{other} = ..."),
     }
 }
@@ -243,6 +272,58 @@ fn string_literal(value: &Expr, name: &str, what: &str) -> syn::Result<LitStr> {
             other,
             format!("`{name}` takes a string literal: {what}"),
         )),
+    }
+}
+
+/// The array of string literals `value` (at least one), or an error at the
+/// part that is wrong.
+fn string_array(value: &Expr, name: &str) -> syn::Result<NameList> {
+    let Expr::Array(array) = value else {
+        return Err(syn::Error::new_spanned(
+            value,
+            format!(
+                "`{name}` takes an array of string literals, e.g. `{}`",
+                example(name)
+            ),
+        ));
+    };
+    if array.elems.is_empty() {
+        return Err(syn::Error::new_spanned(
+            array,
+            format!(
+                "`{name}` is empty: give one name per {}",
+                what_is_named(name)
+            ),
+        ));
+    }
+    let names = array
+        .elems
+        .iter()
+        .map(|elem| match elem {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(lit), ..
+            }) => Ok(lit.value()),
+            other => Err(syn::Error::new_spanned(
+                other,
+                format!(
+                    "`{name}` holds string literals only, e.g. `{}`",
+                    example(name)
+                ),
+            )),
+        })
+        .collect::<syn::Result<Vec<_>>>()?;
+    Ok(NameList {
+        names,
+        span: array.span(),
+    })
+}
+
+/// What one name of a list names.
+fn what_is_named(name: &str) -> &'static str {
+    if name == "labels" {
+        "class"
+    } else {
+        "feature"
     }
 }
 
@@ -303,8 +384,15 @@ mod tests {
             model = "m.apr",
             crate = "::renamed",
             features = 4,
-            max_batch = 100
+            max_batch = 100,
+            labels = ["a", "b"],
+            feature_names = ["x", "y", "z", "w"]
         ));
+        assert_eq!(
+            args.labels.map(|l| l.names),
+            Some(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(args.feature_names.map(|l| l.names.len()), Some(4));
         assert_eq!(args.model.value(), "m.apr");
         assert_eq!(
             args.crate_path.map(|p| quote!(#p).to_string()),
@@ -361,6 +449,20 @@ mod tests {
             .starts_with("`crate` takes a string literal"));
         assert!(error_of(quote!(model = "m", crate = "not a path"))
             .starts_with("`crate = \"not a path\"` is not a path"));
+    }
+
+    #[test]
+    fn name_lists_are_arrays_of_string_literals() {
+        assert!(error_of(quote!(model = "m", labels = "a"))
+            .starts_with("`labels` takes an array of string literals"));
+        assert!(error_of(quote!(model = "m", labels = []))
+            .starts_with("`labels` is empty: give one name per class"));
+        assert!(error_of(quote!(model = "m", feature_names = ["a", 1]))
+            .starts_with("`feature_names` holds string literals only"));
+        assert!(
+            error_of(quote!(model = "m", labels = ["a"], labels = ["b"]))
+                .starts_with("duplicate argument `labels`")
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The generated `main`.
+//! The generated `main`: the user's `main` body run once, then the default
+//! protocol served; or, for a handler, the handler served.
 //!
 //! ```text
 //! fn main() -> ::std::process::ExitCode {
@@ -10,14 +11,60 @@
 //! }
 //! ```
 //!
+//!
+//! For a handler `[async] fn NAME(request: T, model: &Model[, context: &Context]) -> Result<R, E>`,
+//! kept as written:
+//!
+//! ```text
+//! fn main() -> ::std::process::ExitCode {
+//!     <the 64-byte aligned static holding the model bytes>
+//!     ::apr_lambda::__private::process_start();
+//!     ::apr_lambda::__private::run_handler(<bytes>, <config>, |model, request, context| async move {
+//!         NAME(request, model, &context).await    // no `.await` for a sync handler
+//!     })
+//! }
+//! ```
+//!
 //! Everything is reached through the facade by absolute path (or the
 //! `crate = "..."` path), never through names the user must import.
 
 use proc_macro2::{Literal, TokenStream};
-use quote::{quote, ToTokens};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
 use syn::{AttrStyle, ItemFn};
 
+use crate::args::NameList;
 use crate::model_file::EmbeddedModel;
+
+/// The serving configuration, as written in the attribute.
+#[derive(Default)]
+pub(crate) struct Settings<'a> {
+    /// `max_batch = N`.
+    pub(crate) max_batch: Option<usize>,
+    /// `labels = [...]`.
+    pub(crate) labels: Option<&'a NameList>,
+    /// `feature_names = [...]`.
+    pub(crate) feature_names: Option<&'a NameList>,
+}
+
+impl Settings<'_> {
+    /// `Config::new()` and a builder call per setting.
+    fn config(&self, krate: &TokenStream) -> TokenStream {
+        let mut config = quote!(#krate::__private::Config::new());
+        if let Some(n) = self.max_batch {
+            config.extend(quote!(.max_batch(#n)));
+        }
+        if let Some(labels) = self.labels {
+            let names = &labels.names;
+            config.extend(quote!(.labels(&[#(#names),*])));
+        }
+        if let Some(feature_names) = self.feature_names {
+            let names = &feature_names.names;
+            config.extend(quote!(.feature_names(&[#(#names),*])));
+        }
+        config
+    }
+}
 
 /// The path through which the generated code reaches the facade.
 pub(crate) fn crate_path(path: Option<&syn::Path>) -> TokenStream {
@@ -36,7 +83,7 @@ pub(crate) fn main(
     function: ItemFn,
     krate: &TokenStream,
     model: Option<&EmbeddedModel>,
-    max_batch: Option<usize>,
+    settings: &Settings<'_>,
 ) -> TokenStream {
     let ItemFn {
         attrs,
@@ -65,10 +112,7 @@ pub(crate) fn main(
     };
 
     let (embed, bytes) = embedded_bytes(model);
-    let config = match max_batch {
-        Some(n) => quote!(#krate::__private::Config::new().max_batch(#n)),
-        None => quote!(#krate::__private::Config::new()),
-    };
+    let config = settings.config(krate);
 
     quote! {
         #(#outer)*
@@ -87,6 +131,58 @@ pub(crate) fn main(
                 return __apr_lambda_exit;
             }
             #krate::__private::run(#bytes, #config)
+        }
+    }
+}
+
+/// The handler, kept as written, and the `main` that embeds `model` and
+/// serves the handler.
+pub(crate) fn handler(
+    function: ItemFn,
+    takes_context: bool,
+    krate: &TokenStream,
+    model: Option<&EmbeddedModel>,
+    settings: &Settings<'_>,
+) -> TokenStream {
+    let name = &function.sig.ident;
+    let (embed, bytes) = embedded_bytes(model);
+    let config = settings.config(krate);
+    let context_param = if takes_context {
+        quote!(__apr_lambda_context)
+    } else {
+        quote!(_)
+    };
+    let arguments = if takes_context {
+        quote!(
+            __apr_lambda_request,
+            __apr_lambda_model,
+            &__apr_lambda_context
+        )
+    } else {
+        quote!(__apr_lambda_request, __apr_lambda_model)
+    };
+    let call = if function.sig.asyncness.is_some() {
+        quote!(#name(#arguments).await)
+    } else {
+        quote!(#name(#arguments))
+    };
+    // Errors about the request, answer and error types point at the handler's signature.
+    let serve = quote_spanned! {function.sig.span()=>
+        #krate::__private::run_handler(
+            #bytes,
+            #config,
+            |__apr_lambda_model, __apr_lambda_request, #context_param| async move { #call },
+        )
+    };
+    quote! {
+        #function
+
+        /// Serves the `#[apr_lambda]` handler.
+        fn main() -> ::std::process::ExitCode {
+            #embed
+            // The cold-start clock starts here, before anything else runs.
+            #krate::__private::process_start();
+            #serve
         }
     }
 }

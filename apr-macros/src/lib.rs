@@ -168,8 +168,8 @@ fn entry(
         }
     };
     let args = args::parse(args);
-    let function = match signature::check(item) {
-        Ok(function) => function,
+    let entry = match signature::check(item) {
+        Ok(entry) => entry,
         Err((mut error, kept)) => {
             if let Err(args_error) = args {
                 error.combine(args_error.error);
@@ -191,21 +191,39 @@ fn entry(
         Ok(args) => args.crate_path.as_ref(),
         Err(args_error) => args_error.crate_path.as_ref(),
     });
+    let expand =
+        |model: Option<&model_file::EmbeddedModel>, settings: &expand::Settings<'_>| match entry {
+            signature::Entry::Main(function) => expand::main(function, &krate, model, settings),
+            signature::Entry::Handler {
+                function,
+                takes_context,
+            } => expand::handler(function, takes_context, &krate, model, settings),
+        };
     match args {
         Ok(args) => {
-            let max_batch = args.max_batch.map(|m| m.value);
-            match model_file::load(&args.model, args.features, args.max_batch) {
-                Ok(model) => expand::main(function, &krate, Some(&model), max_batch),
+            let settings = expand::Settings {
+                max_batch: args.max_batch.map(|m| m.value),
+                labels: args.labels.as_ref(),
+                feature_names: args.feature_names.as_ref(),
+            };
+            let checks = model_file::Checks {
+                features: args.features,
+                max_batch: args.max_batch,
+                labels: args.labels.as_ref(),
+                feature_names: args.feature_names.as_ref(),
+            };
+            match model_file::load(&args.model, checks) {
+                Ok(model) => expand(Some(&model), &settings),
                 Err(error) => {
                     let mut tokens = error.into_compile_error();
-                    tokens.extend(expand::main(function, &krate, None, max_batch));
+                    tokens.extend(expand(None, &settings));
                     tokens
                 }
             }
         }
         Err(args_error) => {
             let mut tokens = args_error.error.into_compile_error();
-            tokens.extend(expand::main(function, &krate, None, None));
+            tokens.extend(expand(None, &expand::Settings::default()));
             tokens
         }
     }

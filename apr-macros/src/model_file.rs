@@ -12,11 +12,24 @@ use std::path::PathBuf;
 
 use apr_runtime::format::{self, AprFile};
 use apr_runtime::limits::{max_batch_that_fits, worst_case_response_bytes, MAX_RESPONSE_BYTES};
-use apr_runtime::model::Model;
+use apr_runtime::model::{Model, ModelError};
 use proc_macro2::Span;
 use syn::LitStr;
 
-use crate::args::MaxBatch;
+use crate::args::{MaxBatch, NameList};
+
+/// What the attribute asserts about the model, besides the file itself.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Checks<'a> {
+    /// `features = N`.
+    pub(crate) features: Option<usize>,
+    /// `max_batch = N`.
+    pub(crate) max_batch: Option<MaxBatch>,
+    /// `labels = [...]`.
+    pub(crate) labels: Option<&'a NameList>,
+    /// `feature_names = [...]`.
+    pub(crate) feature_names: Option<&'a NameList>,
+}
 
 /// A validated model, ready to embed.
 pub(crate) enum EmbeddedModel {
@@ -51,6 +64,13 @@ enum Broken {
         /// `N`.
         value: usize,
     },
+    /// `labels` or `feature_names` do not fit the model: reported at the array.
+    Names {
+        /// The span of the array.
+        span: Span,
+        /// The whole message.
+        message: String,
+    },
 }
 
 /// Reads, validates and (for v1) converts the file named by `model`.
@@ -58,11 +78,7 @@ enum Broken {
 /// `features` is the `features = N` the user asserted, if any, and
 /// `max_batch` the `max_batch = N`, which must not exceed the rows whose
 /// answers always fit in a Lambda response.
-pub(crate) fn load(
-    model: &LitStr,
-    features: Option<usize>,
-    max_batch: Option<MaxBatch>,
-) -> syn::Result<EmbeddedModel> {
+pub(crate) fn load(model: &LitStr, checks: Checks<'_>) -> syn::Result<EmbeddedModel> {
     let written = model.value();
     let fail = |rule: String| syn::Error::new(model.span(), format!("{written}: {rule}"));
     // Every rule broken, combined into one error (a model rule and a
@@ -80,6 +96,7 @@ pub(crate) fn load(
                     span,
                     format!("`max_batch = {value}` is too large for {written}: {reason}"),
                 ),
+                Broken::Names { span, message } => syn::Error::new(span, message),
             })
             .reduce(|mut all, error| {
                 all.combine(error);
@@ -106,7 +123,7 @@ pub(crate) fn load(
 
     if format::is_v1(&bytes) {
         let converted = convert_v1(&bytes).map_err(&fail)?;
-        validate_v2(&converted, features, max_batch).map_err(|broken| {
+        validate_v2(&converted, checks).map_err(|broken| {
             report(broken, &|rule| {
                 format!("the v1 file converted, but the converted container is invalid: {rule}")
             })
@@ -116,7 +133,7 @@ pub(crate) fn load(
             converted,
         })
     } else {
-        validate_v2(&bytes, features, max_batch).map_err(|broken| report(broken, &|rule| rule))?;
+        validate_v2(&bytes, checks).map_err(|broken| report(broken, &|rule| rule))?;
         Ok(EmbeddedModel::V2 { absolute_path })
     }
 }
@@ -164,14 +181,29 @@ fn convert_v1(bytes: &[u8]) -> Result<Vec<u8>, String> {
 /// a model family and shapes the runtime supports, `features` when given,
 /// and `max_batch` when given. A file that does not hold a model breaks one
 /// rule; a model can break both argument rules.
-fn validate_v2(
-    bytes: &[u8],
-    features: Option<usize>,
-    max_batch: Option<MaxBatch>,
-) -> Result<(), Vec<Broken>> {
+fn validate_v2(bytes: &[u8], checks: Checks<'_>) -> Result<(), Vec<Broken>> {
     let file = AprFile::parse(bytes).map_err(|error| vec![Broken::Model(error.to_string())])?;
-    let model = Model::from_file(&file).map_err(|error| vec![Broken::Model(error.to_string())])?;
+    // Weights are views into `bytes`: loading again is cheap.
+    let load = || Model::from_file(&file).map_err(|error| vec![Broken::Model(error.to_string())]);
+    let mut model = load()?;
     let mut broken = Vec::new();
+    if let Some(labels) = checks.labels {
+        match load()?.with_labels(labels.names.iter().map(String::as_str)) {
+            // The labels count in the response size (`max_batch`).
+            Ok(labelled) => model = labelled,
+            Err(error) => broken.push(names_error("labels", labels, &error)),
+        }
+    }
+    if let Some(names) = checks.feature_names {
+        if let Err(error) = load()?.with_feature_names(names.names.iter().map(String::as_str)) {
+            broken.push(names_error("feature_names", names, &error));
+        }
+    }
+    let Checks {
+        features,
+        max_batch,
+        ..
+    } = checks;
     if let Some(expected) = features {
         let found = model.n_features();
         if found != expected {
@@ -195,6 +227,49 @@ fn validate_v2(
         Ok(())
     } else {
         Err(broken)
+    }
+}
+
+/// The error at a `labels` or `feature_names` array that does not fit the model.
+fn names_error(argument: &str, list: &NameList, error: &ModelError) -> Broken {
+    let message = match error {
+        ModelError::LabelCount {
+            found,
+            classes: Some(classes),
+            family,
+            ..
+        } => format!(
+            "`labels` has {found} name{}, but this {family} model has {classes} class{}",
+            plural(*found),
+            if *classes == 1 { "" } else { "es" }
+        ),
+        ModelError::LabelCount {
+            found,
+            classes: None,
+            family,
+            n_outputs,
+            ..
+        } => format!(
+            "`labels` has {found} name{}, but this {family} model predicts no class \
+             ({n_outputs} output{} per row, 0 classes): labels go on classifiers and k-means models",
+            plural(*found),
+            plural(*n_outputs)
+        ),
+        ModelError::FeatureNameCount {
+            found, expected, ..
+        } => format!(
+            "`feature_names` has {found} name{}, but this model takes {expected} feature{}",
+            plural(*found),
+            plural(*expected)
+        ),
+        ModelError::DuplicateFeatureName { name, .. } => {
+            format!("`feature_names` names `{name}` twice; feature names must be distinct")
+        }
+        other => format!("`{argument}` does not fit the model: {other}"),
+    };
+    Broken::Names {
+        span: list.span,
+        message,
     }
 }
 
@@ -234,7 +309,13 @@ mod tests {
     /// Loads a fixture of apr-runtime, relative to this crate as a user's path would be.
     fn load_fixture(name: &str, features: Option<usize>) -> syn::Result<EmbeddedModel> {
         let path = format!("../apr-runtime/tests/fixtures/{name}");
-        load(&LitStr::new(&path, Span::call_site()), features, None)
+        load(
+            &LitStr::new(&path, Span::call_site()),
+            Checks {
+                features,
+                ..Checks::default()
+            },
+        )
     }
 
     fn error_of(name: &str, features: Option<usize>) -> String {
@@ -306,6 +387,14 @@ mod tests {
         writer.to_bytes()
     }
 
+    fn checks(features: Option<usize>, max_batch: Option<MaxBatch>) -> Checks<'static> {
+        Checks {
+            features,
+            max_batch,
+            ..Checks::default()
+        }
+    }
+
     fn max_batch(value: usize) -> Option<MaxBatch> {
         Some(MaxBatch {
             value,
@@ -347,7 +436,8 @@ mod tests {
     fn a_too_large_max_batch_is_reported_with_a_features_mismatch() {
         let bytes = linear_bytes(2000);
         let fits = max_batch_that_fits(&Model::from_bytes(&bytes).expect("a valid model"));
-        let broken = validate_v2(&bytes, Some(3), max_batch(10_000)).expect_err("both broken");
+        let broken =
+            validate_v2(&bytes, checks(Some(3), max_batch(10_000))).expect_err("both broken");
         let largest = format!("the largest `max_batch` that always fits is {fits}");
         assert!(
             matches!(
@@ -357,8 +447,8 @@ mod tests {
             ),
             "{broken:?}"
         );
-        assert!(validate_v2(&bytes, Some(2), max_batch(fits)).is_ok());
-        assert!(validate_v2(&bytes, Some(2), None).is_ok());
+        assert!(validate_v2(&bytes, checks(Some(2), max_batch(fits))).is_ok());
+        assert!(validate_v2(&bytes, checks(Some(2), None)).is_ok());
     }
 
     #[test]
@@ -372,8 +462,7 @@ mod tests {
         let written = path.to_str().expect("a UTF-8 path").to_owned();
         let result = load(
             &LitStr::new(&written, Span::call_site()),
-            None,
-            max_batch(10_000),
+            checks(None, max_batch(10_000)),
         );
         let _ = std::fs::remove_dir_all(&dir);
         let message = match result {
@@ -393,13 +482,72 @@ mod tests {
     }
 
     #[test]
+    fn labels_and_feature_names_are_checked_against_the_model() {
+        let list = |names: &[&str]| NameList {
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+            span: Span::call_site(),
+        };
+        let mut writer = AprWriter::new();
+        writer.model_type("LogisticRegression");
+        writer
+            .add_f32("weight", &[3, 2], &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+            .expect("a valid weight");
+        let classifier = writer.to_bytes();
+        let (three, two) = (list(&["a", "b", "c"]), list(&["x", "y"]));
+        let ok = Checks {
+            labels: Some(&three),
+            feature_names: Some(&two),
+            ..Checks::default()
+        };
+        assert!(validate_v2(&classifier, ok).is_ok());
+        let wrong = Checks {
+            labels: Some(&two),
+            feature_names: Some(&three),
+            ..Checks::default()
+        };
+        let broken = validate_v2(&classifier, wrong).expect_err("both counts are wrong");
+        let messages: Vec<String> = broken
+            .into_iter()
+            .map(|b| match b {
+                Broken::Names { message, .. } => message,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "`labels` has 2 names, but this LogisticRegression model has 3 classes",
+                "`feature_names` has 3 names, but this model takes 2 features"
+            ]
+        );
+        let regression = linear_bytes(1);
+        let labels = Checks {
+            labels: Some(&three),
+            ..Checks::default()
+        };
+        let broken = validate_v2(&regression, labels).expect_err("a regression has no classes");
+        assert!(
+            matches!(broken.as_slice(), [Broken::Names { message, .. }]
+                if message.starts_with("`labels` has 3 names, but this LinearRegression model predicts no class (1 output per row, 0 classes)")),
+            "{broken:?}"
+        );
+        let twice = list(&["x", "x"]);
+        let names = Checks {
+            feature_names: Some(&twice),
+            ..Checks::default()
+        };
+        assert!(validate_v2(&classifier, names).is_err());
+    }
+
+    #[test]
     fn a_non_finite_weight_is_a_model_error() {
         let mut writer = AprWriter::new();
         writer.model_type("LinearRegression");
         writer
             .add_f32("weight", &[1, 3], &[0.5, f32::NAN, 1.0])
             .expect("a valid tensor");
-        let broken = validate_v2(&writer.to_bytes(), None, max_batch(10)).expect_err("a NaN");
+        let broken =
+            validate_v2(&writer.to_bytes(), checks(None, max_batch(10))).expect_err("a NaN");
         assert!(
             matches!(broken.as_slice(), [Broken::Model(rule)]
                 if rule.starts_with("tensor `weight` holds a non-finite value (NaN or an infinity) at index 1")),

@@ -1,18 +1,40 @@
-//! Where the attribute applies: `fn main()`, sync or async, with no
-//! arguments and no generics, returning `()` or `Result<(), E>`.
+//! Where the attribute applies: `fn main()` (sync or async, with no
+//! arguments and no generics, returning `()` or `Result<(), E>`), or a
+//! handler function `[async] fn NAME(request: T, model: &Model[, context:
+//! &Context]) -> Result<R, E>`.
 
 use syn::spanned::Spanned;
-use syn::{Item, ItemFn, ReturnType, Type};
+use syn::{FnArg, Item, ItemFn, ReturnType, Signature, Type};
 
 /// What the attribute supports, repeated in every placement error.
-pub(crate) const SUPPORTED: &str = "#[apr_lambda] goes on `fn main()` only: sync or async, \
-     with no arguments and no generics, returning `()` or `Result<(), E>`";
+pub(crate) const SUPPORTED: &str = "#[apr_lambda] goes on `fn main()` (sync or async, \
+     with no arguments and no generics, returning `()` or `Result<(), E>`) or on a handler \
+     `[async] fn NAME(request: T, model: &apr_lambda::Model[, context: &apr_lambda::Context]) \
+     -> Result<R, E>`";
 
-/// Checks that `item` is a `main` the attribute can wrap, and returns it.
+/// The handler signature, repeated in every handler error.
+const HANDLER: &str = "a handler is `[async] fn NAME(request: T, model: &apr_lambda::Model) \
+     -> Result<R, E>`, optionally with a third parameter `context: &apr_lambda::Context`";
+
+/// What the attribute is on.
+pub(crate) enum Entry {
+    /// `fn main`: its body runs once, then the default protocol is served.
+    Main(ItemFn),
+    /// A handler function, served by a generated `main`.
+    Handler {
+        /// The function, kept as written.
+        function: ItemFn,
+        /// Whether it takes the invocation's context (a third parameter).
+        takes_context: bool,
+    },
+}
+
+/// Checks that `item` is a `main` or a handler the attribute can serve.
 ///
-/// On failure, also returns the item itself when it is a function not named
-/// `main`, so the expansion can keep it (only the attribute is wrong).
-pub(crate) fn check(item: Item) -> Result<ItemFn, (syn::Error, Option<Box<Item>>)> {
+/// On failure, also returns the item itself when it is not a `main`, so the
+/// expansion can keep it (only the attribute, or its signature, is wrong)
+/// and the rest of the crate still resolves.
+pub(crate) fn check(item: Item) -> Result<Entry, (syn::Error, Option<Box<Item>>)> {
     let function = match item {
         Item::Fn(function) => function,
         other => {
@@ -24,14 +46,13 @@ pub(crate) fn check(item: Item) -> Result<ItemFn, (syn::Error, Option<Box<Item>>
         }
     };
     if function.sig.ident != "main" {
-        let error = syn::Error::new(
-            function.sig.ident.span(),
-            format!(
-                "{SUPPORTED}; found `fn {}`. Put the attribute on the binary's `main`",
-                function.sig.ident
-            ),
-        );
-        return Err((error, Some(Box::new(Item::Fn(function)))));
+        return match check_handler(&function.sig) {
+            Ok(takes_context) => Ok(Entry::Handler {
+                function,
+                takes_context,
+            }),
+            Err(error) => Err((error, Some(Box::new(Item::Fn(function))))),
+        };
     }
     let sig = &function.sig;
     let mut errors: Option<syn::Error> = None;
@@ -43,8 +64,9 @@ pub(crate) fn check(item: Item) -> Result<ItemFn, (syn::Error, Option<Box<Item>>
         fail(syn::Error::new(
             sig.inputs.span(),
             format!(
-                "{SUPPORTED}; this `main` takes arguments. Read events from the Lambda runtime, \
-                 not from `main`'s parameters"
+                "{SUPPORTED}; this `main` takes arguments. To take each request as a \
+                 parameter, put the attribute on a handler function with another name \
+                 (the macro then generates `main`)"
             ),
         ));
     }
@@ -82,7 +104,159 @@ pub(crate) fn check(item: Item) -> Result<ItemFn, (syn::Error, Option<Box<Item>>
     }
     match errors {
         Some(error) => Err((error, None)),
-        None => Ok(function),
+        None => Ok(Entry::Main(function)),
+    }
+}
+
+/// Checks a handler's signature; `Ok(true)` when it takes a context.
+fn check_handler(sig: &Signature) -> syn::Result<bool> {
+    let mut errors: Option<syn::Error> = None;
+    let mut fail = |error: syn::Error| match &mut errors {
+        Some(existing) => existing.combine(error),
+        None => errors = Some(error),
+    };
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        fail(syn::Error::new_spanned(
+            &sig.generics,
+            format!(
+                "{HANDLER}; this one is generic, but the macro must know the request and \
+                 answer types to decode and encode them"
+            ),
+        ));
+    }
+    if let Some(constness) = &sig.constness {
+        fail(syn::Error::new(
+            constness.span(),
+            format!("{HANDLER}; a `const fn` is not"),
+        ));
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        fail(syn::Error::new(
+            unsafety.span(),
+            format!("{HANDLER}; an `unsafe fn` is not"),
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        fail(syn::Error::new_spanned(
+            abi,
+            format!("{HANDLER}; an `extern` fn is not"),
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        fail(syn::Error::new_spanned(
+            variadic,
+            format!("{HANDLER}; a variadic fn is not"),
+        ));
+    }
+    let count = sig.inputs.len();
+    if !(2..=3).contains(&count) {
+        let span = if count == 0 {
+            sig.paren_token.span.join()
+        } else {
+            sig.inputs.span()
+        };
+        fail(syn::Error::new(
+            span,
+            format!(
+                "{HANDLER}; `{}` takes {count} parameter{}",
+                sig.ident,
+                if count == 1 { "" } else { "s" }
+            ),
+        ));
+    }
+    for (position, input) in sig.inputs.iter().enumerate() {
+        let ty = match input {
+            FnArg::Receiver(receiver) => {
+                fail(syn::Error::new_spanned(
+                    receiver,
+                    format!("{HANDLER}; a handler is a free function, without `self`"),
+                ));
+                continue;
+            }
+            FnArg::Typed(typed) => &*typed.ty,
+        };
+        match position {
+            0 => {
+                if matches!(ty, Type::Reference(_) | Type::ImplTrait(_)) {
+                    fail(syn::Error::new_spanned(
+                        ty,
+                        format!(
+                            "{HANDLER}; the request is decoded anew for each event and given \
+                             to the handler: take it by value, as `request: T` with \
+                             `T: serde::Deserialize`"
+                        ),
+                    ));
+                }
+            }
+            1 => check_shared_reference(ty, "model", "&apr_lambda::Model", &mut fail),
+            2 => check_shared_reference(ty, "context", "&apr_lambda::Context", &mut fail),
+            _ => {}
+        }
+    }
+    match &sig.output {
+        ReturnType::Default => fail(syn::Error::new(
+            sig.paren_token.span.close(),
+            format!(
+                "{HANDLER}; `{}` returns nothing: return `Result<R, E>`, with the answer in \
+                 `Ok` and any error in `Err`",
+                sig.ident
+            ),
+        )),
+        ReturnType::Type(_, ty) => {
+            if !is_result(ty) {
+                fail(syn::Error::new_spanned(
+                    ty,
+                    format!(
+                        "{HANDLER}; this one returns another type: return `Result<R, E>`, \
+                         with the answer in `Ok` and any error in `Err`"
+                    ),
+                ));
+            }
+        }
+    }
+    match errors {
+        Some(error) => Err(error),
+        None => Ok(count == 3),
+    }
+}
+
+/// Fails unless `ty` is a shared reference (`&T`).
+fn check_shared_reference(ty: &Type, what: &str, example: &str, fail: &mut dyn FnMut(syn::Error)) {
+    match ty {
+        Type::Reference(reference) if reference.mutability.is_none() => {}
+        Type::Reference(reference) => fail(syn::Error::new_spanned(
+            reference,
+            format!(
+                "{HANDLER}; the {what} is shared by every invocation: take it as a shared \
+                 reference, `{what}: {example}`, not `&mut`"
+            ),
+        )),
+        other => fail(syn::Error::new_spanned(
+            other,
+            format!(
+                "{HANDLER}; the {what} is shared by every invocation: take it by reference, \
+                 `{what}: {example}`"
+            ),
+        )),
+    }
+}
+
+/// A path type whose last segment is `Result` (`Result<R, E>`,
+/// `anyhow::Result<R>`); the generated code checks the rest through trait
+/// bounds.
+fn is_result(ty: &Type) -> bool {
+    match ty {
+        Type::Paren(paren) => is_result(&paren.elem),
+        Type::Group(group) => is_result(&group.elem),
+        Type::Path(path) => {
+            path.qself.is_none()
+                && path
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|segment| segment.ident == "Result")
+        }
+        _ => false,
     }
 }
 
