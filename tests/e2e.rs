@@ -198,7 +198,8 @@ fn check_logs(f: &Function, invocations: usize) -> Value {
 /// of invocations made.
 fn check_known_answers(f: &Function, model_path: &Path) -> usize {
     let bytes = std::fs::read(model_path).expect("read the embedded model");
-    let model = apr_lambda::Model::from_bytes(&bytes).expect("the embedded model loads");
+    let model =
+        apr_lambda::runtime::model::Model::from_bytes(&bytes).expect("the embedded model loads");
     let mut scratch = model.scratch();
     let n = model.n_features();
     let rows: Vec<Vec<f64>> = (0..6).map(|s| row(n, s)).collect();

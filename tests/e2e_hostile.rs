@@ -458,7 +458,7 @@ fn a_full_default_batch_fits_in_a_lambda_response() {
     // the default batch limit, derived from the model.
     let fixture = workspace().join("apr-runtime/tests/fixtures/mlp_multiclass.v2.apr");
     let bytes = std::fs::read(fixture).expect("read the fixture");
-    let model = apr_lambda::Model::from_bytes(&bytes).expect("the fixture loads");
+    let model = apr_lambda::runtime::model::Model::from_bytes(&bytes).expect("the fixture loads");
     let limit = apr_lambda::limits::default_max_batch(&model);
     assert_eq!(limit, 10_000);
     let binary = example("serve_manual");

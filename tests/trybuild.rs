@@ -22,7 +22,8 @@ use std::process::Command;
 
 use apr_lambda::runtime::format::{crc32, AprWriter, Flags};
 use apr_lambda::runtime::limits;
-use apr_lambda::{AprFile, FormatError, Model, ModelError};
+use apr_lambda::runtime::model::Model;
+use apr_lambda::{AprFile, FormatError, ModelError};
 
 /// Where the ui fixtures are kept in the repository.
 fn fixtures_dir() -> PathBuf {

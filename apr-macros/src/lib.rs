@@ -176,7 +176,16 @@ fn entry(
             }
             let mut tokens = error.into_compile_error();
             match kept {
-                // Not `main`: keep the item so the rest of the crate still resolves.
+                // A handler with the wrong signature: keep it (so the rest of
+                // the crate still resolves and IDEs keep working) and stand
+                // in for the `main` the macro would have generated.
+                Some(item) if matches!(*item, syn::Item::Fn(_)) => {
+                    tokens.extend(quote::ToTokens::into_token_stream(item));
+                    tokens.extend(quote::quote!(
+                        fn main() {}
+                    ));
+                }
+                // Not a function: keep the item.
                 Some(item) => tokens.extend(quote::ToTokens::into_token_stream(item)),
                 // A `main` with the wrong signature: a plain `main` keeps the
                 // error list to the macro's own.
