@@ -95,7 +95,7 @@ fn a_typed_handler_answers_on_the_runtime_api() {
     assert_error(
         &f.invoke_raw(b"{not json"),
         "MalformedEvent",
-        "does not decode",
+        "not valid JSON",
     );
 
     // The handler's own error: its type and message, the function lives on.
