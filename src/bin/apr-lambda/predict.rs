@@ -47,6 +47,8 @@ pub(crate) fn run(model_path: &Path, input: Option<&Path>) -> Result<(), Failure
             )))
         }
         Ok(InvocationResponse::Http(http)) => Ok(http.body),
+        // Only typed handlers answer raw JSON; kept for completeness.
+        Ok(InvocationResponse::Json(json)) => Ok(json.get().to_owned()),
         Err(e) => {
             return Err(Failure::input(format!(
                 "the event in {source}: {} ({})",
