@@ -80,6 +80,8 @@ fn model_json(file: &AprFile<'_>) -> Value {
                 "weights_in_place": storage.in_place,
                 "weights_realigned": storage.realigned,
                 "weights_dequantized": storage.converted,
+                "labels": model.labels(),
+                "feature_names": model.feature_names(),
             })
         }
         Err(e) => json!({ "error": e.to_string() }),
@@ -244,6 +246,15 @@ fn render_text(report: &Value) -> String {
             scalar(&model["weights_realigned"]),
             scalar(&model["weights_dequantized"]),
         );
+        for (key, title) in [
+            ("labels", "labels:     "),
+            ("feature_names", "features:   "),
+        ] {
+            if let Some(names) = model[key].as_array() {
+                let names: Vec<String> = names.iter().map(Value::to_string).collect();
+                let _ = writeln!(out, "{title} {}", names.join(", "));
+            }
+        }
     }
     let _ = writeln!(out, "metadata:");
     if let Some(metadata) = get("metadata").as_object() {
