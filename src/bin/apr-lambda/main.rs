@@ -1,16 +1,18 @@
 //! The `apr-lambda` command-line tool: inspect, convert and run `.apr`
-//! models the way the Lambda does.
+//! models the way the Lambda does, and start a function crate serving one.
 //!
 //! ```text
 //! apr-lambda inspect MODEL [--json]
 //! apr-lambda convert IN OUT
 //! apr-lambda predict MODEL [--input FILE]
+//! apr-lambda new DIR --model FILE [--path APR_LAMBDA_DIR]
 //! ```
 //!
 //! Exit codes: 0 success, 1 the model, event or a file is at fault (one line
 //! on stderr names the rule broken), 2 the command line is wrong.
 
 mod inspect;
+mod new;
 mod predict;
 
 use std::path::Path;
@@ -34,6 +36,14 @@ Usage:
                                          stdin without --input, and print the JSON the
                                          Lambda returns (without its timing fields);
                                          v1 models are converted in memory
+  apr-lambda new DIR --model FILE [--path APR_LAMBDA_DIR]
+                                         create a function crate in DIR (new or empty)
+                                         serving FILE, validated as the #[apr_lambda]
+                                         attribute does: Cargo.toml, src/main.rs,
+                                         models/model.apr (FILE's bytes), tests/local.rs,
+                                         README.md, .gitignore; the package is named after
+                                         DIR; --path makes apr-lambda a path dependency
+                                         on that directory instead of this version
   apr-lambda --help                      this text
   apr-lambda --version                   the version
 
@@ -117,8 +127,25 @@ fn run(args: &[String]) -> Result<(), Failure> {
             let [model] = parsed.positional_exact::<1>("predict", "MODEL")?;
             predict::run(Path::new(&model), parsed.value("--input").map(Path::new))
         }
+        "new" => {
+            let parsed = ParsedArgs::parse(rest, &[], &["--model", "--path"])?;
+            if parsed.help {
+                print!("{USAGE}");
+                return Ok(());
+            }
+            let [dir] = parsed.positional_exact::<1>("new", "DIR")?;
+            let model = parsed
+                .value("--model")
+                .filter(|model| !model.is_empty())
+                .ok_or_else(|| Failure::Usage("'new' needs --model FILE".to_string()))?;
+            let facade = match parsed.value("--path") {
+                Some("") => return Err(Failure::Usage("--path needs a directory".to_string())),
+                other => other.map(Path::new),
+            };
+            new::run(Path::new(&dir), Path::new(model), facade)
+        }
         other => Err(Failure::Usage(format!(
-            "unknown command '{other}' (expected inspect, convert or predict)"
+            "unknown command '{other}' (expected inspect, convert, predict or new)"
         ))),
     }
 }
