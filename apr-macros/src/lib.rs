@@ -1,6 +1,6 @@
 //! The `#[apr_lambda]` attribute: validates an `.apr` model while the crate
-//! compiles, embeds it 64-byte aligned, and turns `main` into an AWS Lambda
-//! function that serves it.
+//! compiles, embeds it 64-byte aligned, and turns `main` (or a handler
+//! function of your own) into an AWS Lambda function that serves it.
 //!
 //! Use it through the facade crate, `apr_lambda::apr_lambda`; see the
 //! attribute's documentation for its arguments, checks and expansion.
@@ -14,7 +14,8 @@ mod signature;
 
 use proc_macro::TokenStream;
 
-/// Turns `fn main` into an AWS Lambda function serving an embedded `.apr` model.
+/// Turns `fn main`, or a handler function, into an AWS Lambda function
+/// serving an embedded `.apr` model.
 ///
 /// ```no_run
 /// // models/linear_regression.apr is relative to this crate's Cargo.toml.
@@ -32,6 +33,8 @@ use proc_macro::TokenStream;
 /// | `crate = "path"` | optional | the path of the `apr-lambda` crate when it is renamed (`crate = "my_apr"`); default `::apr_lambda` |
 /// | `features = N` | optional | asserts at compile time that the model takes `N` inputs |
 /// | `max_batch = N` | optional | the most rows one batch event (`{"instances": [...]}`) may carry; at most what always fits in a Lambda response (below); when absent, computed from the model at start-up |
+/// | `labels = ["a", ...]` | optional | one label per class (or k-means cluster), in class order: answers carry `"label"` and `Output::label()` returns it; replaces a `labels` array in the model's metadata |
+/// | `feature_names = ["x", ...]` | optional | one distinct name per feature, in input order: rows may be sent as objects keyed by name; replaces a `feature_names` array in the metadata |
 ///
 /// An unknown or repeated argument, a missing `model`, or a value of the
 /// wrong kind (`model = models/x`, `features = "4"`) is a compile error at
@@ -61,7 +64,7 @@ use proc_macro::TokenStream;
 ///
 /// # Where it goes
 ///
-/// On `fn main()` only: sync or `async`, with no arguments and no generics,
+/// On a handler function (below), or on `fn main()`: sync or `async`, with no arguments and no generics,
 /// returning `()` or `Result<(), E>` (any `E: Debug`, any `...::Result<()>`
 /// alias). The body runs exactly once, before serving: put one-time setup
 /// there (tracing, reading configuration). An `async` body runs on the
@@ -70,6 +73,39 @@ use proc_macro::TokenStream;
 /// prints `Error: {e:?}` to stderr and exits with a failure code without
 /// serving, as `std` does for a failing `main`. Anywhere else the attribute
 /// is a compile error that says what is supported.
+///
+/// ## On a handler
+///
+/// ```no_run
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(Deserialize)]
+/// struct Point { x: f32, y: f32, z: f32 }
+///
+/// #[derive(Serialize)]
+/// struct Value { value: f32, request_id: String }
+///
+/// #[apr_lambda::apr_lambda(model = "../models/linear_regression.apr", features = 3)]
+/// async fn value(
+///     point: Point,
+///     model: &apr_lambda::Model,
+///     context: &apr_lambda::Context,
+/// ) -> Result<Value, apr_lambda::Error> {
+///     let out = model.predict_one(&[point.x, point.y, point.z])?;
+///     Ok(Value { value: out.outputs()[0], request_id: context.request_id.clone() })
+/// }
+/// ```
+///
+/// `[async] fn NAME(request: T, model: &apr_lambda::Model) -> Result<R, E>`,
+/// optionally with a third parameter `context: &apr_lambda::Context`, with
+/// `T: serde::Deserialize`, `R: serde::Serialize` and `E: Display` (most
+/// simply `apr_lambda::Error`, which any error converts into with `?`). The
+/// macro keeps the function as written and generates `main`, which serves
+/// it: each event (or HTTP body, or local-mode argument) is decoded as `T`,
+/// the function is called, and `Ok(r)` is the answer, `Err(e)` an error
+/// response whose `errorType` is the error's name. A wrong number or kind
+/// of parameters, a model or context not taken by shared reference, a
+/// return type that is not a `Result`, generics, `const`/`unsafe`/`extern`,
+/// or a `main` of your own beside the handler is a compile error.
 ///
 /// # What it checks while compiling
 ///
@@ -84,6 +120,9 @@ use proc_macro::TokenStream;
 ///   `Model::from_file`, and every weight, bias, threshold and centroid is
 ///   finite (no NaN, no infinity);
 /// - the model takes `features` inputs, when `features = N` is given;
+/// - `labels` has one name per class (an error at the array naming both
+///   numbers, also for labels on a model that predicts no class), and
+///   `feature_names` one distinct name per feature, when given;
 /// - the answers to `max_batch` rows always fit in a Lambda response, when
 ///   `max_batch = N` is given (an error at `N`, above).
 ///
@@ -145,6 +184,12 @@ use proc_macro::TokenStream;
 /// `run` builds the `LambdaHandler` from the bytes and serves it: on AWS
 /// Lambda when `AWS_LAMBDA_RUNTIME_API` is set, in local mode otherwise
 /// (events from the command line or JSON lines on stdin).
+///
+/// On a handler the function is kept as written, and the generated `main`
+/// ends in `::apr_lambda::__private::run_handler(&__APR_MODEL.0, CONFIG,
+/// |model, request, context| async move { NAME(request, model, &context).await })`
+/// instead (no `.await` for a sync handler; `.labels(&[...])` and
+/// `.feature_names(&[...])` are added to the config when given).
 ///
 /// Everything the expansion uses is reached through
 /// `::apr_lambda::__private` (or `<crate>::__private` with `crate = "..."`),

@@ -141,3 +141,12 @@ fn convert_keeps_labels_and_feature_names() {
     assert_eq!(model.label(0), Some("a"));
     assert_eq!(model.feature_names().map(<[String]>::len), Some(2));
 }
+
+#[test]
+fn class_names_are_read_as_labels_when_there_are_no_labels() {
+    let mut writer = classifier();
+    writer.metadata("class_names", json!(["a", "b", "c"]));
+    assert_eq!(load(&writer).expect("labelled").label(1), Some("b"));
+    writer.labels(&["x", "y", "z"]);
+    assert_eq!(load(&writer).expect("labelled").label(1), Some("y"));
+}

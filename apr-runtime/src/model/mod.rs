@@ -262,7 +262,11 @@ impl<'a> Model<'a> {
             feature_names: None,
         };
         let metadata = file.metadata();
-        let model = match names::from_metadata(metadata, LABELS_KEY)? {
+        let labels = match names::from_metadata(metadata, LABELS_KEY)? {
+            Some(labels) => Some(labels),
+            None => names::from_metadata(metadata, names::CLASS_NAMES_KEY)?,
+        };
+        let model = match labels {
             Some(labels) => model.labels_from(labels, NamesOrigin::Metadata)?,
             None => model,
         };

@@ -15,6 +15,10 @@ use crate::format::Metadata;
 /// (or integers, kept as their decimal text), one per class.
 pub const LABELS_KEY: &str = "labels";
 
+/// Read as the labels when there is no [`LABELS_KEY`]: the key this
+/// project's default model (and scikit-learn-minded writers) use.
+pub(super) const CLASS_NAMES_KEY: &str = "class_names";
+
 /// The metadata key holding feature names: an array of distinct strings,
 /// one per input feature.
 pub const FEATURE_NAMES_KEY: &str = "feature_names";
