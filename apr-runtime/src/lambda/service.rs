@@ -193,3 +193,138 @@ where
             .map_err(handler_error)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lambda::Error;
+
+    static LINEAR: &[u8] = include_bytes!("../../tests/fixtures/linear_regression.v2.apr");
+
+    #[derive(serde::Deserialize)]
+    struct Request {
+        x: [f32; 3],
+        #[serde(default)]
+        repeat: usize,
+        #[serde(default)]
+        refuse: bool,
+    }
+
+    /// A typed handler over the linear fixture: answers `{"y": ..}`, or
+    /// `repeat` copies of it, or a business-rule error.
+    fn typed() -> impl Serve {
+        let handler: &'static LambdaHandler = Box::leak(Box::new(
+            LambdaHandler::from_bytes(LINEAR).unwrap_or_else(|e| panic!("{e}")),
+        ));
+        TypedHandler::new(
+            handler,
+            |model: &'static Model<'static>, request: Request, context: Context| async move {
+                if request.refuse {
+                    return Err(Error::new("Refused", "by a rule").with_status(422));
+                }
+                let y = model.predict_one(&request.x)?.outputs()[0];
+                let answer = serde_json::json!({ "y": y, "id": context.request_id });
+                Ok(vec![answer; request.repeat.max(1)])
+            },
+        )
+    }
+
+    fn answer(serve: &dyn Serve, event: &str) -> Result<InvocationResponse, LambdaError> {
+        let mut context = Context::default();
+        context.request_id = "r-1".to_owned();
+        super::super::runtime::block_on(serve.answer(Ok(event.as_bytes()), context))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .0
+    }
+
+    fn http(serve: &dyn Serve, body: &str) -> HttpResponse {
+        let event = serde_json::json!({ "requestContext": {}, "body": body }).to_string();
+        match answer(serve, &event) {
+            Ok(InvocationResponse::Http(http)) => http,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_direct_event_is_the_request_and_the_answer_is_the_handlers() {
+        let serve = typed();
+        match answer(&serve, r#"{"x":[1,2,3],"note":"{\"requestContext\":1}"}"#) {
+            Ok(InvocationResponse::Json(json)) => {
+                assert!(
+                    json.get().starts_with(r#"[{"id":"r-1","y":2.00"#),
+                    "{}",
+                    json.get()
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn requests_that_do_not_decode_are_malformed_events_naming_serde_s_error() {
+        let serve = typed();
+        let err = answer(&serve, r#"{"x":[1,2]}"#).err();
+        assert!(
+            matches!(&err, Some(LambdaError::MalformedEvent { reason })
+                if reason.starts_with("the event does not decode as the handler's request type: invalid length 2")),
+            "{err:?}"
+        );
+        let huge = format!(r#"{{"x":"{}"}}"#, "a".repeat(100_000));
+        let err = answer(&serve, &huge)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.len() <= 512, "{}", err.len());
+        let http = http(&serve, r#"{"x":"no"}"#);
+        assert_eq!(http.status_code, 400);
+        assert!(http.body.contains("MalformedEvent"), "{}", http.body);
+    }
+
+    #[test]
+    fn http_events_carry_the_request_in_their_body() {
+        let serve = typed();
+        let ok = http(&serve, r#"{"x":[1,2,3]}"#);
+        assert_eq!(ok.status_code, 200);
+        assert!(ok.body.starts_with(r#"[{"id":"r-1""#), "{}", ok.body);
+        let event = serde_json::json!({
+            "requestContext": {}, "isBase64Encoded": true, "body": "eyJ4IjpbMSwyLDNdfQ=="
+        });
+        assert!(matches!(
+            answer(&serve, &event.to_string()),
+            Ok(InvocationResponse::Http(HttpResponse {
+                status_code: 200,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn handler_errors_keep_their_type_and_status() {
+        let serve = typed();
+        let err = answer(&serve, r#"{"x":[1,2,3],"refuse":true}"#).err();
+        assert!(
+            matches!(&err, Some(LambdaError::Handler { error_type, status: 422, .. }) if error_type == "Refused"),
+            "{err:?}"
+        );
+        assert_eq!(
+            http(&serve, r#"{"x":[1,2,3],"refuse":true}"#).status_code,
+            422
+        );
+        // serde refuses an f32 field beyond the f32 range while decoding.
+        let err = answer(&serve, r#"{"x":[1,1e39,3]}"#).err();
+        assert!(
+            matches!(&err, Some(e) if e.error_type() == "MalformedEvent" && e.to_string().contains("number out of range")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn answers_over_lambdas_limit_are_refused() {
+        let serve = typed();
+        let err = answer(&serve, r#"{"x":[1,2,3],"repeat":200000}"#).err();
+        assert!(matches!(err, Some(LambdaError::AnswerTooLarge { bytes }) if bytes > 6_291_556));
+        let http = http(&serve, r#"{"x":[1,2,3],"repeat":200000}"#);
+        assert_eq!(http.status_code, 413);
+        assert!(http.body.contains("AnswerTooLarge"), "{}", http.body);
+    }
+}
