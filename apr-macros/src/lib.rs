@@ -245,6 +245,7 @@ fn entry(
         Ok(args) => args.crate_path.as_ref(),
         Err(args_error) => args_error.crate_path.as_ref(),
     });
+    let is_handler = matches!(entry, signature::Entry::Handler { .. });
     let expand =
         |model: Option<&model_file::EmbeddedModel>, settings: &expand::Settings<'_>| match entry {
             signature::Entry::Main(function) => expand::main(function, &krate, model, settings),
@@ -255,6 +256,16 @@ fn entry(
         };
     match args {
         Ok(args) => {
+            // A handler decodes its own request type: there are no batch
+            // events for `max_batch` to limit.
+            let misplaced = args.max_batch.filter(|_| is_handler).map(|max_batch| {
+                syn::Error::new(
+                    max_batch.span,
+                    "`max_batch` limits the rows of the default protocol's batch events \
+                     (`{\"instances\": [...]}`); a handler decodes its own request type, \
+                     so there is nothing for it to limit: remove it",
+                )
+            });
             let settings = expand::Settings {
                 max_batch: args.max_batch.map(|m| m.value),
                 labels: args.labels.as_ref(),
@@ -266,9 +277,17 @@ fn entry(
                 labels: args.labels.as_ref(),
                 feature_names: args.feature_names.as_ref(),
             };
-            match model_file::load(&args.model, checks) {
-                Ok(model) => expand(Some(&model), &settings),
-                Err(error) => {
+            match (model_file::load(&args.model, checks), misplaced) {
+                (Ok(model), None) => expand(Some(&model), &settings),
+                (Ok(_), Some(error)) => {
+                    let mut tokens = error.into_compile_error();
+                    tokens.extend(expand(None, &settings));
+                    tokens
+                }
+                (Err(mut error), misplaced) => {
+                    if let Some(misplaced) = misplaced {
+                        error.combine(misplaced);
+                    }
                     let mut tokens = error.into_compile_error();
                     tokens.extend(expand(None, &settings));
                     tokens

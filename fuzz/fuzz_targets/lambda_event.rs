@@ -1,7 +1,8 @@
 //! Fuzzes the Lambda event path: any raw `/next` body (or local-mode line)
 //! through `LambdaHandler::respond`, the one request path of every entry
-//! point. Nothing may panic, and every error is bounded: a hostile event
-//! costs no more than it sends.
+//! point, with feature names (rows as objects) and labels. Nothing may
+//! panic, and every error is bounded: a hostile event costs no more than it
+//! sends.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -18,9 +19,16 @@ const MAX_ERROR_BYTES: usize = 2_048;
 
 fn handler() -> &'static LambdaHandler {
     static HANDLER: OnceLock<LambdaHandler> = OnceLock::new();
-    HANDLER.get_or_init(|| match LambdaHandler::from_bytes(MODEL) {
-        Ok(handler) => handler.with_max_batch(64),
-        Err(e) => panic!("the fixture must load: {e}"),
+    // Feature names and labels, so that rows sent as objects (and the
+    // UnknownFeature / MissingFeature paths) are fuzzed too.
+    HANDLER.get_or_init(|| {
+        match LambdaHandler::from_bytes(MODEL)
+            .and_then(|h| h.with_feature_names(["a", "b", "sepal", "petal_width"]))
+            .and_then(|h| h.with_labels(["setosa", "versicolor", "virginica"]))
+        {
+            Ok(handler) => handler.with_max_batch(64),
+            Err(e) => panic!("the fixture must load: {e}"),
+        }
     })
 }
 
