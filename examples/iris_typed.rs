@@ -4,7 +4,7 @@
 //! ```sh
 //! cargo run --example iris_typed -- \
 //!   '{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2}'
-//! # {"species":"setosa","confidence":0.99...,"rule":"model"}
+//! # {"species":"setosa","confidence":0.9999949,"rule":"model","request_id":"local-1"}
 //! ```
 //!
 //! The attribute goes on the handler instead of `main`: the macro checks and

@@ -166,7 +166,8 @@ pub(crate) fn handler(
     } else {
         quote!(#name(#arguments))
     };
-    // Errors about the request, answer and error types point at the handler's signature.
+    // Trait-bound errors about the request, answer and error types name the
+    // type and the bound (`run_handler`'s); they are reported at the attribute.
     let serve = quote_spanned! {function.sig.span()=>
         #krate::__private::run_handler(
             #bytes,

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use apr_runtime::format::{self, AprFile};
 use apr_runtime::limits::{max_batch_that_fits, worst_case_response_bytes, MAX_RESPONSE_BYTES};
-use apr_runtime::model::{Model, ModelError};
+use apr_runtime::model::{LoadOptions, Model, ModelError};
 use proc_macro2::Span;
 use syn::LitStr;
 
@@ -183,8 +183,17 @@ fn convert_v1(bytes: &[u8]) -> Result<Vec<u8>, String> {
 /// rule; a model can break both argument rules.
 fn validate_v2(bytes: &[u8], checks: Checks<'_>) -> Result<(), Vec<Broken>> {
     let file = AprFile::parse(bytes).map_err(|error| vec![Broken::Model(error.to_string())])?;
-    // Weights are views into `bytes`: loading again is cheap.
-    let load = || Model::from_file(&file).map_err(|error| vec![Broken::Model(error.to_string())]);
+    // Names given in the attribute win: the metadata's are then not read
+    // (as at run time). Weights are views into `bytes`: loading again is cheap.
+    let options = LoadOptions {
+        labels_from_metadata: checks.labels.is_none(),
+        feature_names_from_metadata: checks.feature_names.is_none(),
+        ..LoadOptions::default()
+    };
+    let load = || {
+        Model::from_file_with(&file, options)
+            .map_err(|error| vec![Broken::Model(error.to_string())])
+    };
     let mut model = load()?;
     let mut broken = Vec::new();
     if let Some(labels) = checks.labels {
@@ -531,6 +540,16 @@ mod tests {
                 if message.starts_with("`labels` has 3 names, but this LinearRegression model predicts no class (1 output per row, 0 classes)")),
             "{broken:?}"
         );
+        // Names in the attribute win, even over metadata that does not fit.
+        let mut writer = AprWriter::new();
+        writer.model_type("LogisticRegression");
+        writer
+            .add_f32("weight", &[3, 2], &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+            .expect("a valid weight");
+        writer.labels(&["only", "two"]).feature_names(&["p", "p"]);
+        let broken_metadata = writer.to_bytes();
+        assert!(validate_v2(&broken_metadata, Checks::default()).is_err());
+        assert!(validate_v2(&broken_metadata, ok).is_ok());
         let twice = list(&["x", "x"]);
         let names = Checks {
             feature_names: Some(&twice),

@@ -115,7 +115,14 @@ fn check_handler(sig: &Signature) -> syn::Result<bool> {
         Some(existing) => existing.combine(error),
         None => errors = Some(error),
     };
-    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+    // Lifetime parameters are fine (`&'m Model`): the model lives as long
+    // as the process. Type and const parameters are not.
+    let generic = sig
+        .generics
+        .params
+        .iter()
+        .any(|param| !matches!(param, syn::GenericParam::Lifetime(_)));
+    if generic || sig.generics.where_clause.is_some() {
         fail(syn::Error::new_spanned(
             &sig.generics,
             format!(
@@ -177,7 +184,7 @@ fn check_handler(sig: &Signature) -> syn::Result<bool> {
         };
         match position {
             0 => {
-                if matches!(ty, Type::Reference(_) | Type::ImplTrait(_)) {
+                if let Type::Reference(_) = ty {
                     fail(syn::Error::new_spanned(
                         ty,
                         format!(
@@ -187,9 +194,28 @@ fn check_handler(sig: &Signature) -> syn::Result<bool> {
                         ),
                     ));
                 }
+                if let Type::ImplTrait(_) = ty {
+                    fail(syn::Error::new_spanned(
+                        ty,
+                        format!(
+                            "{HANDLER}; an `impl Trait` request is generic, but the macro must \
+                             know the type to decode each event into: name a concrete type"
+                        ),
+                    ));
+                }
             }
-            1 => check_shared_reference(ty, "model", "&apr_lambda::Model", &mut fail),
-            2 => check_shared_reference(ty, "context", "&apr_lambda::Context", &mut fail),
+            1 => check_shared_reference(
+                ty,
+                "the model is shared by every invocation",
+                "model: &apr_lambda::Model",
+                &mut fail,
+            ),
+            2 => check_shared_reference(
+                ty,
+                "the context is lent to the handler for its invocation",
+                "context: &apr_lambda::Context",
+                &mut fail,
+            ),
             _ => {}
         }
     }
@@ -220,23 +246,18 @@ fn check_handler(sig: &Signature) -> syn::Result<bool> {
     }
 }
 
-/// Fails unless `ty` is a shared reference (`&T`).
-fn check_shared_reference(ty: &Type, what: &str, example: &str, fail: &mut dyn FnMut(syn::Error)) {
+/// Fails unless `ty` is a shared reference (`&T`); `why` says why it must
+/// be one, `example` shows the parameter.
+fn check_shared_reference(ty: &Type, why: &str, example: &str, fail: &mut dyn FnMut(syn::Error)) {
     match ty {
         Type::Reference(reference) if reference.mutability.is_none() => {}
         Type::Reference(reference) => fail(syn::Error::new_spanned(
             reference,
-            format!(
-                "{HANDLER}; the {what} is shared by every invocation: take it as a shared \
-                 reference, `{what}: {example}`, not `&mut`"
-            ),
+            format!("{HANDLER}; {why}: take it as a shared reference, `{example}`, not `&mut`"),
         )),
         other => fail(syn::Error::new_spanned(
             other,
-            format!(
-                "{HANDLER}; the {what} is shared by every invocation: take it by reference, \
-                 `{what}: {example}`"
-            ),
+            format!("{HANDLER}; {why}: take it by reference, `{example}`"),
         )),
     }
 }

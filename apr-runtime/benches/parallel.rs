@@ -2,11 +2,15 @@
 //!
 //! - `threads/mlp_{256,1024}`: the 64→256→256→10 softmax MLP, one batch per
 //!   iteration through `Model::predict_batch_with`, at exactly 1 and 2
-//!   threads (`Parallelism::Exactly`); `Throughput::Elements(rows)`.
+//!   threads (`Parallelism::Exactly`): `2` on scoped threads spawned per
+//!   batch, `2_pool` on the worker pool of a shared model
+//!   (`Model::into_shared`, as the Lambda handler serves it);
+//!   `Throughput::Elements(rows)`.
 //! - `break_even/{family}/{rows}`: each family at 1 and 2 threads over
 //!   growing batches, to find where a second thread starts to pay.
 //! - `managed_instances`: two callers predicting 256-row batches at once (as
-//!   two concurrent invocations do), each batch on 1 or on 2 threads;
+//!   two concurrent invocations do), each batch on 1 or on 2 threads (the
+//!   pool of a shared model);
 //!   `Throughput::Elements(rows of both callers)`.
 //! - `alignment/{mlp_row,gemv_256}`: one row from the model loaded from
 //!   64-byte aligned bytes and from the same bytes at 16 mod 64 (what
@@ -29,6 +33,7 @@ use apr_runtime::model::Model;
 use apr_runtime::threads::Parallelism;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use serde_json::json;
+use std::sync::Arc;
 
 mod support;
 use support::values;
@@ -180,6 +185,15 @@ fn load(bytes: &[u8]) -> Model<'_> {
     Model::from_bytes(bytes).unwrap_or_else(|e| panic!("loading the benchmark model: {e}"))
 }
 
+/// The model of `bytes` shared ([`Model::into_shared`]): its split batches
+/// run on the worker pool.
+fn shared(bytes: &[u8], threads: usize) -> Arc<Model<'static>> {
+    let bytes: &'static [u8] = Vec::leak(bytes.to_vec());
+    load(bytes)
+        .with_parallelism(Parallelism::Exactly(threads))
+        .into_shared()
+}
+
 fn batch(
     model: &Model<'_>,
     rows: &[f32],
@@ -196,7 +210,7 @@ fn batch(
 /// the batches after it.
 fn first_split_batch() {
     let bytes = mlp(&[64, 256, 256, 10], Some("Softmax"));
-    let model = load(&bytes).with_parallelism(Parallelism::Exactly(2));
+    let model = shared(&bytes, 2);
     let rows = values(256 * 64, 1);
     let mut scratch = model.scratch();
     let t = Instant::now();
@@ -228,6 +242,11 @@ fn threads(c: &mut Criterion) {
                 b.iter(|| batch(&model, &rows, n_rows, &mut scratch))
             });
         }
+        let pooled = shared(&bytes, 2);
+        let mut scratch = pooled.scratch();
+        group.bench_function(BenchmarkId::new(format!("mlp_{n_rows}"), "2_pool"), |b| {
+            b.iter(|| batch(&pooled, &rows, n_rows, &mut scratch))
+        });
     }
     group.finish();
 }
@@ -267,7 +286,7 @@ fn managed_instances(c: &mut Criterion) {
     let mut group = c.benchmark_group("managed_instances");
     group.throughput(Throughput::Elements(2 * 256));
     for t in [1, 2] {
-        let model = load(&bytes).with_parallelism(Parallelism::Exactly(t));
+        let model = shared(&bytes, t);
         group.bench_function(BenchmarkId::new("two_callers_256_rows", t), |b| {
             b.iter_custom(|iters| {
                 let start = Instant::now();
@@ -343,12 +362,14 @@ fn best_rounds() {
     let bytes = mlp(&[64, 256, 256, 10], Some("Softmax"));
     for n_rows in [256, 1024] {
         let rows = values(n_rows * 64, 2);
-        let models: Vec<Model<'_>> = [1, 2]
-            .map(|t| load(&bytes).with_parallelism(Parallelism::Exactly(t)))
-            .into_iter()
-            .collect();
-        let mut scratches: Vec<_> = models.iter().map(Model::scratch).collect();
-        let mut best = [Duration::MAX; 2];
+        // 1 thread, 2 scoped threads, 2 threads on the pool (shared model).
+        let models: Vec<Arc<Model<'static>>> = vec![
+            Arc::new(load(Vec::leak(bytes.clone())).with_parallelism(Parallelism::Exactly(1))),
+            Arc::new(load(Vec::leak(bytes.clone())).with_parallelism(Parallelism::Exactly(2))),
+            shared(&bytes, 2),
+        ];
+        let mut scratches: Vec<_> = models.iter().map(|m| m.scratch()).collect();
+        let mut best = [Duration::MAX; 3];
         for _ in 0..400 {
             for (i, model) in models.iter().enumerate() {
                 let t = Instant::now();
@@ -356,11 +377,15 @@ fn best_rounds() {
                 best[i] = best[i].min(t.elapsed());
             }
         }
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
         println!(
-            "best round, MLP {n_rows} rows: 1 thread {:.1} µs, 2 threads {:.1} µs: {:.2}x",
-            best[0].as_secs_f64() * 1e6,
-            best[1].as_secs_f64() * 1e6,
-            best[0].as_secs_f64() / best[1].as_secs_f64()
+            "best round, MLP {n_rows} rows: 1 thread {:.1} µs; 2 scoped threads {:.1} µs ({:.2}x); \
+             2 threads on the pool {:.1} µs ({:.2}x)",
+            us(best[0]),
+            us(best[1]),
+            best[0].as_secs_f64() / best[1].as_secs_f64(),
+            us(best[2]),
+            best[0].as_secs_f64() / best[2].as_secs_f64()
         );
     }
     for (name, bytes, n_in) in [

@@ -150,3 +150,29 @@ fn class_names_are_read_as_labels_when_there_are_no_labels() {
     writer.labels(&["x", "y", "z"]);
     assert_eq!(load(&writer).expect("labelled").label(1), Some("y"));
 }
+
+#[test]
+fn class_names_that_do_not_fit_are_ignored_and_metadata_can_be_skipped() {
+    use apr_runtime::format::AprFile;
+    use apr_runtime::model::LoadOptions;
+    // `class_names` is not this format's key: a list that does not fit
+    // (here 2 names for 3 classes) is ignored rather than refused.
+    let mut writer = classifier();
+    writer.metadata("class_names", json!(["a", "b"]));
+    assert_eq!(load(&writer).expect("loads").labels(), None);
+    // A caller giving its own names skips the metadata's, even broken ones.
+    let mut writer = classifier();
+    writer.labels(&["a"]).feature_names(&["x", "x"]);
+    assert!(load(&writer).is_err());
+    let bytes: &'static [u8] = Vec::leak(writer.to_bytes());
+    let skip = LoadOptions {
+        labels_from_metadata: false,
+        feature_names_from_metadata: false,
+        ..LoadOptions::default()
+    };
+    let model = Model::from_file_with(&AprFile::parse(bytes).expect("parses"), skip)
+        .and_then(|m| m.with_labels(["p", "q", "r"]))
+        .expect("the given names win");
+    assert_eq!(model.label(2), Some("r"));
+    assert_eq!(model.feature_names(), None);
+}

@@ -209,8 +209,10 @@ fn bits(batch: &BatchOutput) -> Vec<RowBits> {
 #[test]
 fn every_family_gives_identical_bits_at_one_two_and_three_threads() -> TestResult {
     for (name, bytes) in models()? {
+        // A shared model (its splits on the worker pool) needs 'static bytes.
+        let bytes: &'static [u8] = Vec::leak(bytes);
         for table in kernels::available() {
-            let base = Model::from_bytes(&bytes)?
+            let base = Model::from_bytes(bytes)?
                 .with_kernels(table)
                 .with_parallelism(Parallelism::Exactly(1));
             // Row counts that split into runs of uneven lengths, none a
@@ -219,7 +221,7 @@ fn every_family_gives_identical_bits_at_one_two_and_three_threads() -> TestResul
                 let rows = values(n_rows * base.n_features(), n_rows as u32);
                 let one = base.predict_batch(&rows, n_rows)?;
                 for threads in [2, 3] {
-                    let model = Model::from_bytes(&bytes)?
+                    let model = Model::from_bytes(bytes)?
                         .with_kernels(table)
                         .with_parallelism(Parallelism::Exactly(threads));
                     let expected_threads = threads.min(n_rows / MIN_ROWS_PER_THREAD);
@@ -234,6 +236,16 @@ fn every_family_gives_identical_bits_at_one_two_and_three_threads() -> TestResul
                     let mut scratch = model.scratch();
                     let with = model.predict_batch_with(&rows, n_rows, &mut scratch)?;
                     assert_eq!(bits(&with), bits(&one), "{name}, predict_batch_with");
+                    let shared = model.into_shared();
+                    for _ in 0..2 {
+                        let pooled = shared.predict_batch_with(&rows, n_rows, &mut scratch)?;
+                        assert_eq!(
+                            bits(&pooled),
+                            bits(&one),
+                            "{name}, {}, {n_rows} rows, {threads} threads on the pool",
+                            table.name
+                        );
+                    }
                 }
             }
         }
@@ -287,6 +299,32 @@ fn the_first_error_in_row_order_wins_at_any_thread_count() -> TestResult {
             Err(PredictError::NonFiniteInBatch { row: 70, index: 2 })
         ));
     }
+    Ok(())
+}
+
+#[test]
+fn concurrent_callers_of_a_shared_model_get_their_own_answers() -> TestResult {
+    let bytes: &'static [u8] = Vec::leak(mlp(&[16, 64, 8], &["ReLU"], Some("Softmax"))?);
+    let shared = Model::from_bytes(bytes)?
+        .with_parallelism(Parallelism::Exactly(2))
+        .into_shared();
+    let alone = Model::from_bytes(bytes)?.with_parallelism(Parallelism::Exactly(1));
+    let batches: Vec<Vec<f32>> = (0..4).map(|i| values(200 * 16, 50 + i)).collect();
+    let expected: Vec<Vec<RowBits>> = batches
+        .iter()
+        .map(|rows| alone.predict_batch(rows, 200).map(|b| bits(&b)))
+        .collect::<Result<_, _>>()?;
+    std::thread::scope(|s| {
+        for (rows, expected) in batches.iter().zip(&expected) {
+            let shared = &shared;
+            s.spawn(move || {
+                for _ in 0..25 {
+                    let batch = shared.predict_batch(rows, 200).map(|b| bits(&b));
+                    assert_eq!(batch.as_ref(), Ok(expected));
+                }
+            });
+        }
+    });
     Ok(())
 }
 

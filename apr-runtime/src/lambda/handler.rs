@@ -3,6 +3,7 @@
 //! predict call → [`LambdaResponse`] → size check.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::error::LambdaError;
@@ -39,7 +40,8 @@ fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
 /// [`ColdStartMetrics`]. It is `Send + Sync`: concurrent invocations (Lambda
 /// Managed Instances) share it, each thread predicting in its own buffers.
 pub struct LambdaHandler {
-    model: Model<'static>,
+    /// Shared ([`Model::into_shared`]): large batches split on the worker pool.
+    model: Arc<Model<'static>>,
     max_batch: usize,
     /// Whether `max_batch` was set, rather than derived from the model.
     max_batch_set: bool,
@@ -90,6 +92,15 @@ impl LambdaHandler {
     /// As [`from_bytes`](Self::from_bytes), except footer checksum mismatches
     /// and non-finite weights.
     pub fn from_embedded(bytes: &'static [u8]) -> Result<Self, LambdaError> {
+        Self::from_embedded_with(bytes, LoadOptions::default())
+    }
+
+    /// [`from_embedded`](Self::from_embedded) with `load`'s choices about
+    /// the metadata's names (the weights are never checked again).
+    pub(crate) fn from_embedded_with(
+        bytes: &'static [u8],
+        load: LoadOptions,
+    ) -> Result<Self, LambdaError> {
         Self::build(
             bytes,
             ParseOptions {
@@ -97,6 +108,7 @@ impl LambdaHandler {
             },
             LoadOptions {
                 verify_finite_weights: false,
+                ..load
             },
         )
     }
@@ -127,7 +139,7 @@ impl LambdaHandler {
         Ok(LambdaHandler {
             max_batch: limits::default_max_batch(&model),
             max_batch_set: false,
-            model,
+            model: model.into_shared(),
             cold,
         })
     }
@@ -156,14 +168,14 @@ impl LambdaHandler {
     /// [`LambdaError::Model`] with [`ModelError::LabelCount`](crate::model::ModelError::LabelCount)
     /// when the count is not the model's number of classes.
     pub fn with_labels<S: Into<String>>(
-        mut self,
+        self,
         labels: impl IntoIterator<Item = S>,
     ) -> Result<Self, LambdaError> {
-        self.model = self.model.with_labels(labels)?;
-        if !self.max_batch_set {
-            self.max_batch = limits::default_max_batch(&self.model);
+        let mut handler = self.reconfigure(|model| model.with_labels(labels))?;
+        if !handler.max_batch_set {
+            handler.max_batch = limits::default_max_batch(&handler.model);
         }
-        Ok(self)
+        Ok(handler)
     }
 
     /// Accepts rows sent as objects keyed by these feature names
@@ -173,11 +185,34 @@ impl LambdaHandler {
     /// [`LambdaError::Model`] when the count is not the model's number of
     /// features, or a name repeats.
     pub fn with_feature_names<S: Into<String>>(
-        mut self,
+        self,
         names: impl IntoIterator<Item = S>,
     ) -> Result<Self, LambdaError> {
-        self.model = self.model.with_feature_names(names)?;
-        Ok(self)
+        self.reconfigure(|model| model.with_feature_names(names))
+    }
+
+    /// The handler with its model passed through `configure` (taken back
+    /// from its `Arc`: the handler never lends the `Arc` out, so it is the
+    /// only owner) and shared again.
+    fn reconfigure(
+        self,
+        configure: impl FnOnce(Model<'static>) -> Result<Model<'static>, crate::model::ModelError>,
+    ) -> Result<Self, LambdaError> {
+        let LambdaHandler {
+            model,
+            max_batch,
+            max_batch_set,
+            cold,
+        } = self;
+        let model = Arc::into_inner(model).ok_or_else(|| {
+            LambdaError::InferenceError("the model is shared and cannot be reconfigured".into())
+        })?;
+        Ok(LambdaHandler {
+            model: configure(model)?.into_shared(),
+            max_batch,
+            max_batch_set,
+            cold,
+        })
     }
 
     /// The cold-start record.

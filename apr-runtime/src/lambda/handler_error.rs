@@ -49,12 +49,20 @@ pub struct Error {
 /// The longest `errorMessage` a handler error is answered with, in bytes.
 const MAX_MESSAGE_BYTES: usize = 4096;
 
+/// The longest `errorType`, in bytes.
+const MAX_TYPE_BYTES: usize = 128;
+
 impl Error {
     /// An error of type `error_type` (the response's `errorType`; keep it a
-    /// stable name callers can branch on) with `message`, status 500.
+    /// stable name callers can branch on: at most 128 bytes are kept, and
+    /// an empty one is `HandlerError`) with `message`, status 500.
     pub fn new(error_type: impl Into<String>, message: impl fmt::Display) -> Self {
+        let mut error_type: String = error_type.into();
+        if error_type.is_empty() {
+            error_type = "HandlerError".to_owned();
+        }
         Error {
-            error_type: error_type.into(),
+            error_type: bounded_to(error_type, MAX_TYPE_BYTES),
             message: message.to_string(),
             status: 500,
             source: None,
@@ -153,9 +161,13 @@ fn predict_error(err: &PredictError) -> LambdaError {
     }
 }
 
-/// `Foo` for `my_crate::errors::Foo<alloc::string::String>`.
+/// `Foo` for `my_crate::errors::Foo<alloc::string::String>`; `Error` for a
+/// boxed `dyn Error` (whose type says nothing more).
 fn short_type_name<E>() -> String {
     let full = std::any::type_name::<E>();
+    if full.starts_with("alloc::boxed::Box<dyn ") {
+        return "Error".to_owned();
+    }
     let path = full.split('<').next().unwrap_or(full);
     let name = path.rsplit("::").next().unwrap_or(path);
     if name.is_empty() {
@@ -185,9 +197,14 @@ pub(crate) fn handler_error<E: fmt::Display + 'static>(err: E) -> LambdaError {
 }
 
 /// `message`, cut to [`MAX_MESSAGE_BYTES`] with an ellipsis.
-fn bounded(mut message: String) -> String {
-    if message.len() > MAX_MESSAGE_BYTES {
-        let mut cut = MAX_MESSAGE_BYTES - '…'.len_utf8();
+fn bounded(message: String) -> String {
+    bounded_to(message, MAX_MESSAGE_BYTES)
+}
+
+/// `message`, cut to `max` bytes (at least 4) with an ellipsis.
+fn bounded_to(mut message: String, max: usize) -> String {
+    if message.len() > max {
+        let mut cut = max.max(4) - '…'.len_utf8();
         while !message.is_char_boundary(cut) {
             cut -= 1;
         }
@@ -260,6 +277,10 @@ mod tests {
         }
         let s = handler_error(String::from("plain"));
         assert_eq!(s.error_type(), "String");
+        let boxed: Box<dyn std::error::Error + Send + Sync> = "x".into();
+        assert_eq!(handler_error(boxed).error_type(), "Error");
+        assert_eq!(Error::new("", "m").error_type(), "HandlerError");
+        assert!(Error::new("T".repeat(1000), "m").error_type().len() <= MAX_TYPE_BYTES);
         assert_eq!(Error::new("A", "b").with_status(200).status(), 500);
     }
 }

@@ -236,7 +236,13 @@ pub mod __private {
 
         /// The handler for `bytes`, configured.
         fn handler(self, bytes: &'static [u8]) -> Result<LambdaHandler, LambdaError> {
-            let mut handler = LambdaHandler::from_embedded(bytes)?;
+            // Names given in the attribute win: the metadata's are not read.
+            let load = crate::model::LoadOptions {
+                labels_from_metadata: self.labels.is_none(),
+                feature_names_from_metadata: self.feature_names.is_none(),
+                ..crate::model::LoadOptions::default()
+            };
+            let mut handler = LambdaHandler::from_embedded_with(bytes, load)?;
             if let Some(labels) = self.labels {
                 handler = handler.with_labels(labels.iter().copied())?;
             }

@@ -222,16 +222,26 @@ impl Event {
 pub(crate) fn decode_event(raw: &[u8], model: Option<&Model<'_>>) -> Result<Event, LambdaError> {
     let envelope = parse_envelope(raw, "the event", model)?;
     if envelope.request_context || (envelope.is_some_body() && !envelope.has_rows()) {
-        return Ok(Event::Http(http_body(envelope).and_then(|body| {
-            parse_envelope(&body, "the request body", model)?.into_request("the request body")
-        })));
+        return Ok(Event::Http(
+            http_body(envelope, DEFAULT_NO_BODY_HINT).and_then(|body| {
+                parse_envelope(&body, "the request body", model)?.into_request("the request body")
+            }),
+        ));
     }
     envelope.into_request("the event").map(Event::Direct)
 }
 
+/// What the default protocol's HTTP requests must carry.
+const DEFAULT_NO_BODY_HINT: &str =
+    "POST a JSON body such as {\"features\": [...]} or {\"instances\": [[...]]}";
+
 /// The body of an HTTP event (Function URL, API Gateway HTTP API), base64
 /// decoded when it is marked so, or why there is no usable body.
-pub(crate) fn http_body<'a>(envelope: Envelope<'a>) -> Result<Cow<'a, [u8]>, LambdaError> {
+/// `no_body_hint` says what to send instead of no body.
+pub(crate) fn http_body<'a>(
+    envelope: Envelope<'a>,
+    no_body_hint: &str,
+) -> Result<Cow<'a, [u8]>, LambdaError> {
     let is_base64 = match envelope.is_base64_encoded {
         Field::Absent | Field::Value(None) => false,
         Field::Value(Some(b)) => b,
@@ -244,9 +254,9 @@ pub(crate) fn http_body<'a>(envelope: Envelope<'a>) -> Result<Cow<'a, [u8]>, Lam
     let body = match envelope.body {
         Field::Value(Some(body)) => body,
         Field::Absent | Field::Value(None) => {
-            return Err(malformed(
-                "the HTTP request has no body; POST a JSON body such as {\"features\": [...]} or {\"instances\": [[...]]}",
-            ))
+            return Err(malformed(format!(
+                "the HTTP request has no body; {no_body_hint}"
+            )))
         }
         Field::WrongType(found) => {
             return Err(malformed(format!(

@@ -95,12 +95,16 @@ enum TypedEvent<T> {
 /// Decodes `raw` as `T`, or, when it is an HTTP event (a top-level
 /// `requestContext`), its body as `T`.
 fn decode_typed<T: DeserializeOwned>(raw: &[u8]) -> Result<TypedEvent<T>, LambdaError> {
+    // Only an object with a top-level `requestContext` is an HTTP event;
+    // anything else (an array or a string mentioning it, ...) is a request.
     if contains(raw, b"\"requestContext\"") {
-        let envelope = parse_http_envelope(raw)?;
-        if envelope.request_context {
-            return Ok(TypedEvent::Http(
-                http_body(envelope).and_then(|body| decode_as(&body, "the request body")),
-            ));
+        if let Ok(envelope) = parse_http_envelope(raw) {
+            if envelope.request_context {
+                return Ok(TypedEvent::Http(
+                    http_body(envelope, "send the request as the JSON body of a POST")
+                        .and_then(|body| decode_as(&body, "the request body")),
+                ));
+            }
         }
     }
     decode_as(raw, "the event").map(TypedEvent::Direct)
@@ -187,11 +191,53 @@ where
     F: Fn(&'static Model<'static>, T, Context) -> Fut,
     Fut: Future<Output = Result<R, E>>,
 {
+    /// Calls the handler. A panic in it is caught and answered as an error
+    /// (`HandlerPanic`), so that the invocation is still logged, the cold
+    /// start still recorded, and local mode goes on with the next event.
     async fn call(&self, request: T, context: Context) -> Result<R, LambdaError> {
-        (self.function)(self.handler.model(), request, context)
-            .await
-            .map_err(handler_error)
+        let call = CatchUnwind(Box::pin((self.function)(
+            self.handler.model(),
+            request,
+            context,
+        )));
+        match call.await {
+            Ok(result) => result.map_err(handler_error),
+            Err(payload) => Err(LambdaError::Handler {
+                error_type: "HandlerPanic".to_owned(),
+                message: format!("the handler panicked: {}", panic_message(&*payload)),
+                status: 500,
+            }),
+        }
     }
+}
+
+/// A future whose panics are returned as `Err(payload)`.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Ready(output)) => std::task::Poll::Ready(Ok(output)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(payload) => std::task::Poll::Ready(Err(payload)),
+        }
+    }
+}
+
+/// A panic's message, when it has one, at most 512 bytes.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned());
+    super::error::excerpt(&message)
 }
 
 #[cfg(test)]
@@ -222,6 +268,7 @@ mod tests {
                 if request.refuse {
                     return Err(Error::new("Refused", "by a rule").with_status(422));
                 }
+                assert!(request.repeat != 7, "seven is not allowed");
                 let y = model.predict_one(&request.x)?.outputs()[0];
                 let answer = serde_json::json!({ "y": y, "id": context.request_id });
                 Ok(vec![answer; request.repeat.max(1)])
@@ -316,6 +363,44 @@ mod tests {
             matches!(&err, Some(e) if e.error_type() == "MalformedEvent" && e.to_string().contains("number out of range")),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn a_panicking_handler_is_an_error_and_the_next_event_is_served() {
+        let serve = typed();
+        let err = answer(&serve, r#"{"x":[1,2,3],"repeat":7}"#).err();
+        assert!(
+            matches!(&err, Some(LambdaError::Handler { error_type, message, status: 500 })
+                if error_type == "HandlerPanic" && message.contains("seven is not allowed")),
+            "{err:?}"
+        );
+        assert!(answer(&serve, r#"{"x":[1,2,3]}"#).is_ok());
+        // The cold start was recorded by the first (panicking) invocation.
+        assert!(serve.handler().cold_start_metrics().is_some());
+    }
+
+    #[test]
+    fn only_a_top_level_request_context_makes_an_http_event() {
+        let serve = typed();
+        // Not an object: a request (which then does not decode), not a 400.
+        let err = answer(&serve, r#"["requestContext"]"#).err();
+        assert!(
+            matches!(&err, Some(LambdaError::MalformedEvent { reason })
+                if reason.starts_with("the event does not decode as the handler's request type")),
+            "{err:?}"
+        );
+        let event = r#"{"requestContext":{"http":{"method":"GET"}}}"#;
+        match answer(&serve, event) {
+            Ok(InvocationResponse::Http(http)) => {
+                assert_eq!(http.status_code, 400);
+                assert!(
+                    http.body.contains("send the request as the JSON body"),
+                    "{}",
+                    http.body
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

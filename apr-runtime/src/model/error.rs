@@ -211,6 +211,15 @@ pub enum PredictError {
         /// The node index the walk tried to visit.
         node: usize,
     },
+
+    /// A chunk of a batch split across threads left no result (unreachable:
+    /// the split returns only once every chunk has run; an error, never a
+    /// panic, if that ever broke).
+    #[error("chunk {chunk} of a batch split across threads left no result")]
+    Unfinished {
+        /// The chunk, from 0.
+        chunk: usize,
+    },
 }
 
 fn plural(n: usize) -> &'static str {

@@ -32,6 +32,7 @@ mod linear;
 mod names;
 mod output;
 mod parallel;
+mod pool;
 mod sequential;
 mod source;
 mod tree;
@@ -39,7 +40,7 @@ mod weights;
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::sync::{Mutex, PoisonError};
 
 pub use error::{ModelError, PredictError};
@@ -169,6 +170,9 @@ pub struct Model<'a> {
     labels: Option<Arc<[String]>>,
     /// One distinct name per feature, when known.
     feature_names: Option<FeatureNames>,
+    /// This model, when it is shared ([`Model::into_shared`]): its split
+    /// batches then run on the worker pool.
+    shared: Weak<Model<'static>>,
 }
 
 impl fmt::Debug for Model<'_> {
@@ -194,12 +198,23 @@ pub struct LoadOptions {
     /// off at start-up for the model it embeds, which it checked while the
     /// crate compiled, so that init time stays flat in model size.
     pub verify_finite_weights: bool,
+    /// Read class labels from the metadata (`labels`, else `class_names`).
+    /// On by default; off when the caller gives its own
+    /// ([`Model::with_labels`]), which then win even over metadata that does
+    /// not fit the model.
+    pub labels_from_metadata: bool,
+    /// Read feature names from the metadata (`feature_names`). On by
+    /// default; off when the caller gives its own
+    /// ([`Model::with_feature_names`]).
+    pub feature_names_from_metadata: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             verify_finite_weights: true,
+            labels_from_metadata: true,
+            feature_names_from_metadata: true,
         }
     }
 }
@@ -260,20 +275,37 @@ impl<'a> Model<'a> {
             row_cost_ps,
             labels: None,
             feature_names: None,
+            shared: Weak::new(),
         };
         let metadata = file.metadata();
-        let labels = match names::from_metadata(metadata, LABELS_KEY)? {
-            Some(labels) => Some(labels),
-            None => names::from_metadata(metadata, names::CLASS_NAMES_KEY)?,
-        };
-        let model = match labels {
-            Some(labels) => model.labels_from(labels, NamesOrigin::Metadata)?,
-            None => model,
-        };
-        match names::from_metadata(metadata, FEATURE_NAMES_KEY)? {
-            Some(names) => model.feature_names_from(names, NamesOrigin::Metadata),
-            None => Ok(model),
+        let mut model = model;
+        if options.labels_from_metadata {
+            if let Some(labels) = names::from_metadata(metadata, LABELS_KEY)? {
+                model = model.labels_from(labels, NamesOrigin::Metadata)?;
+            } else if let Ok(Some(labels)) = names::from_metadata(metadata, names::CLASS_NAMES_KEY)
+            {
+                // `class_names` is not this format's key: used when it fits
+                // the model, ignored otherwise (e.g. on a network that ends
+                // in logits rather than Softmax).
+                if names::check_labels(
+                    &labels,
+                    model.n_classes(),
+                    model.family.name(),
+                    model.n_outputs,
+                    NamesOrigin::Metadata,
+                )
+                .is_ok()
+                {
+                    model.labels = Some(labels.into());
+                }
+            }
         }
+        if options.feature_names_from_metadata {
+            if let Some(names) = names::from_metadata(metadata, FEATURE_NAMES_KEY)? {
+                model = model.feature_names_from(names, NamesOrigin::Metadata)?;
+            }
+        }
+        Ok(model)
     }
 
     /// The same model answering with these class (or cluster) labels, one
@@ -594,6 +626,12 @@ impl<'a> Model<'a> {
         scratch: &mut Scratch,
     ) -> Result<(), PredictError> {
         let bounds: Vec<usize> = (0..=threads).map(|t| t * n_rows / threads).collect();
+        if let Some(shared) = self.shared.upgrade() {
+            // One chunk per thread: finer chunks balance a late worker but
+            // pack the weights once more per chunk, which measured slower
+            // (2 chunks per thread: 327 µs against 306 µs for 256 rows).
+            return predict_pooled(&shared, rows, bounds, threads - 1, arrays, scratch);
+        }
         let lengths: Vec<usize> = bounds.windows(2).map(|b| b[1] - b[0]).collect();
         let runs: Vec<Mutex<Run<'_, '_>>> = arrays
             .split(&lengths)
@@ -674,12 +712,79 @@ impl<'a> Model<'a> {
     }
 }
 
+impl Model<'static> {
+    /// The model, shared by every thread that predicts with it. A batch it
+    /// splits across threads ([`Model::batch_threads`]) then runs on a pool
+    /// of parked worker threads, started by the first such batch and kept
+    /// between batches, instead of threads spawned for each batch: the
+    /// rows are copied once for the workers, and a split costs a wake-up
+    /// rather than a spawn (`BENCHMARKS.md`, "Batches across threads").
+    /// Answers are bit-identical either way. [`LambdaHandler`](crate::lambda::LambdaHandler)
+    /// shares its model so.
+    #[must_use]
+    pub fn into_shared(self) -> Arc<Self> {
+        Arc::new_cyclic(|me| Model {
+            shared: me.clone(),
+            ..self
+        })
+    }
+}
+
 /// The least estimated work, in nanoseconds, worth handing to another
 /// thread: spawning and joining a scoped thread costs tens of microseconds
 /// (more on a loaded machine), so each thread of a split batch gets at least
 /// 100 µs (`BENCHMARKS.md`, "Batches across threads", measures the
 /// break-even per family).
 pub const MIN_THREAD_WORK_NS: usize = 100_000;
+
+/// [`Model::predict_split`] on the worker pool ([`pool`]): each chunk
+/// `bounds[i]..bounds[i + 1]` of rows is predicted into arrays of its own,
+/// then copied into `arrays` in order. The first error in row order wins,
+/// as on one thread.
+fn predict_pooled(
+    model: &Arc<Model<'static>>,
+    rows: &[f32],
+    bounds: Vec<usize>,
+    helpers: usize,
+    arrays: &mut BatchArrays,
+    scratch: &mut Scratch,
+) -> Result<(), PredictError> {
+    type Slot = Mutex<Option<Result<BatchArrays, PredictError>>>;
+    let chunks = bounds.len().saturating_sub(1);
+    let slots: Arc<[Slot]> = (0..chunks).map(|_| Mutex::new(None)).collect();
+    let task: pool::Task = {
+        let model = Arc::clone(model);
+        let rows: Arc<[f32]> = Arc::from(rows);
+        let slots = Arc::clone(&slots);
+        let bounds = bounds.clone();
+        let layout = model.batch_layout();
+        Arc::new(move |i: usize, scratch: &mut Scratch| {
+            let (Some(&start), Some(&end)) = (bounds.get(i), bounds.get(i + 1)) else {
+                return;
+            };
+            let n = model.n_features;
+            let input = rows.get(start * n..end * n).unwrap_or_default();
+            let mut out = BatchArrays::new(layout, end - start);
+            let result = model
+                .predict_rows(input, end - start, out.all(), scratch)
+                .map(|()| out);
+            if let Some(slot) = slots.get(i) {
+                *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+            }
+        })
+    };
+    pool::run(chunks, helpers, task, scratch);
+    for (chunk, (slot, &start)) in slots.iter().zip(&bounds).enumerate() {
+        let result = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+        match result {
+            Some(Ok(rows)) => arrays.place(start, &rows),
+            Some(Err(err)) => return Err(err),
+            // Every chunk ran (`pool::run` returns only then).
+            None => return Err(PredictError::Unfinished { chunk }),
+        }
+    }
+    Ok(())
+}
 
 /// One run of rows of a split batch, and what became of it.
 struct Run<'r, 'o> {

@@ -292,6 +292,34 @@ impl BatchArrays {
         runs
     }
 
+    /// Copies every row of `chunk` (same layout) into rows `start..` of
+    /// this batch.
+    pub(super) fn place(&mut self, start: usize, chunk: &BatchArrays) {
+        let copy = |dst: &mut [f32], src: &[f32], width: usize| {
+            let at = start.saturating_mul(width);
+            if let Some(dst) = dst.get_mut(at..at.saturating_add(src.len())) {
+                dst.copy_from_slice(src);
+            }
+        };
+        let width = |values: &[f32], rows: usize| values.len().checked_div(rows).unwrap_or(0);
+        copy(
+            &mut self.outputs,
+            &chunk.outputs,
+            width(&chunk.outputs, chunk.n_rows),
+        );
+        copy(
+            &mut self.probabilities,
+            &chunk.probabilities,
+            width(&chunk.probabilities, chunk.n_rows),
+        );
+        if let Some(dst) = self
+            .classes
+            .get_mut(start..start.saturating_add(chunk.classes.len()))
+        {
+            dst.copy_from_slice(&chunk.classes);
+        }
+    }
+
     /// The finished batch.
     pub(super) fn finish(self) -> BatchOutput {
         let probabilities = match self.layout.probabilities {
