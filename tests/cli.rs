@@ -358,6 +358,33 @@ fn the_default_model_is_a_servable_iris_classifier() {
     assert_eq!(classes, [0, 1, 2]);
 }
 
+#[test]
+fn inspect_shows_labels_and_feature_names_and_predict_answers_with_them() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/model.apr");
+    let report = json_stdout(&apr_lambda(&["inspect", "--json", path_str(&model)]));
+    assert_eq!(
+        report["model"]["labels"],
+        serde_json::json!(["setosa", "versicolor", "virginica"])
+    );
+    assert_eq!(report["model"]["feature_names"][3], "petal_width_cm");
+    let text = stdout(&apr_lambda(&["inspect", path_str(&model)]));
+    assert!(
+        text.contains(r#"labels:      "setosa", "versicolor", "virginica""#),
+        "{text}"
+    );
+    assert!(text.contains(r#"features:    "sepal_length_cm""#), "{text}");
+    // Named rows and labels through `predict`, the same path as the Lambda.
+    let event = r#"{"features": {"sepal_length_cm": 6.7, "sepal_width_cm": 3.0, "petal_length_cm": 5.2, "petal_width_cm": 2.3}}"#;
+    let output = apr_lambda_with_stdin(&["predict", path_str(&model)], event);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(json_stdout(&output)["label"], "virginica");
+    // A model without them shows neither.
+    let plain = fixture("linear_regression.v2.apr");
+    let report = json_stdout(&apr_lambda(&["inspect", "--json", path_str(&plain)]));
+    assert!(report["model"]["labels"].is_null(), "{report}");
+    assert!(!stdout(&apr_lambda(&["inspect", path_str(&plain)])).contains("labels:"));
+}
+
 /// The files of a directory, relative to it, sorted.
 fn files_under(dir: &Path) -> Vec<String> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
