@@ -14,6 +14,8 @@ pub mod format;
 pub mod kernels;
 pub mod limits;
 pub mod model;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod threads;
 
 #[cfg(feature = "lambda")]

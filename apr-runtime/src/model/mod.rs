@@ -26,6 +26,7 @@
 //! # }
 //! ```
 
+mod ensemble;
 mod error;
 mod kmeans;
 mod linear;
@@ -33,6 +34,7 @@ mod names;
 mod output;
 mod parallel;
 mod pool;
+mod preprocess;
 mod sequential;
 mod source;
 mod tree;
@@ -43,18 +45,22 @@ use std::fmt;
 use std::sync::{Arc, Weak};
 use std::sync::{Mutex, PoisonError};
 
+pub use ensemble::{Aggregate, BinaryScore, NodeMode, PostTransform};
 pub use error::{ModelError, PredictError};
 pub use names::{NamesOrigin, FEATURE_NAMES_KEY, LABELS_KEY};
 pub use output::{BatchOutput, Output, OwnedOutput, Prediction, Scratch};
+pub use preprocess::{ElementOp, PREPROCESS_KEY};
 pub use weights::WEIGHT_ALIGNMENT;
 
 use crate::format::AprFile;
 use crate::kernels::{self, Kernels};
 use crate::threads::{self, Parallelism, MAX_THREADS, MIN_ROWS_PER_THREAD};
+use ensemble::Ensemble;
 use kmeans::KMeans;
 use linear::{LinearRegression, LogisticRegression};
 use names::FeatureNames;
 use output::{BatchArrays, BatchLayout, RowsOut};
+use preprocess::Preprocess;
 use sequential::Sequential;
 use source::TensorSource;
 use tree::TreeEnsemble;
@@ -77,6 +83,10 @@ pub enum ModelFamily {
     KMeans,
     /// A feed-forward neural network (`Linear` layers and activations).
     NeuralSequential,
+    /// A tree ensemble with ONNX `TreeEnsemble*` semantics: gradient-boosted
+    /// trees, forests and single trees, classifiers and regressors
+    /// (`docs/model-families.md`).
+    TreeEnsemble,
 }
 
 impl ModelFamily {
@@ -89,6 +99,7 @@ impl ModelFamily {
             ModelFamily::RandomForest => "RandomForestClassifier",
             ModelFamily::KMeans => "KMeans",
             ModelFamily::NeuralSequential => "NeuralSequential",
+            ModelFamily::TreeEnsemble => ensemble::MODEL_TYPE,
         }
     }
 
@@ -103,6 +114,7 @@ impl ModelFamily {
             "RandomForestClassifier" | "RandomForest" => ModelFamily::RandomForest,
             "KMeans" => ModelFamily::KMeans,
             "NeuralSequential" | "Sequential" => ModelFamily::NeuralSequential,
+            ensemble::MODEL_TYPE => ModelFamily::TreeEnsemble,
             _ => return None,
         })
     }
@@ -150,6 +162,7 @@ enum Family<'a> {
     Trees(TreeEnsemble),
     KMeans(KMeans<'a>),
     Sequential(Sequential<'a>),
+    Ensemble(Ensemble),
 }
 
 /// A validated model, ready to predict. Borrows the file's bytes for `'a`
@@ -157,6 +170,8 @@ enum Family<'a> {
 /// every thread (each with its own [`Scratch`]).
 pub struct Model<'a> {
     family: ModelFamily,
+    /// Element-wise stages applied to every row before the family.
+    preprocess: Preprocess,
     body: Family<'a>,
     n_features: usize,
     n_outputs: usize,
@@ -262,10 +277,17 @@ impl<'a> Model<'a> {
                 let (n_in, n_out, width) = (m.n_in(), m.n_out(), m.max_width());
                 (Family::Sequential(m), n_in, n_out, width)
             }
+            ModelFamily::TreeEnsemble => {
+                let m = Ensemble::load(&src)?;
+                let (n_in, n_out) = (m.n_features(), m.n_outputs());
+                (Family::Ensemble(m), n_in, n_out, n_out)
+            }
         };
+        let preprocess = Preprocess::load(&src, n_features)?;
         let row_cost_ps = row_cost_ps(&body);
         let model = Self {
             family,
+            preprocess,
             body,
             n_features,
             n_outputs,
@@ -469,6 +491,7 @@ impl<'a> Model<'a> {
             Family::Trees(m) => Some(m.n_classes()),
             Family::KMeans(m) => Some(m.k),
             Family::Sequential(m) => m.ends_in_softmax().then_some(self.n_outputs),
+            Family::Ensemble(m) => m.n_classes(),
         }
     }
 
@@ -478,7 +501,7 @@ impl<'a> Model<'a> {
         match &self.body {
             Family::Linear(m) => m.map.buffers().for_each(|b| storage.add(b)),
             Family::Logistic(m) => m.map.buffers().for_each(|b| storage.add(b)),
-            Family::Trees(_) => {}
+            Family::Trees(_) | Family::Ensemble(_) => {}
             Family::KMeans(m) => storage.add(&m.centroids),
             Family::Sequential(m) => m
                 .dense_layers()
@@ -508,19 +531,53 @@ impl<'a> Model<'a> {
                 found: row.len(),
             });
         }
-        if let Some(index) = first_non_finite(row) {
-            return Err(PredictError::NonFinite { index });
+        if !self.accepts_missing() {
+            if let Some(index) = first_non_finite(row) {
+                return Err(PredictError::NonFinite { index });
+            }
         }
+        let mut output = if self.preprocess.is_empty() {
+            self.predict_family(row, scratch)?
+        } else {
+            PREPROCESSED_ROW.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut buffer) => {
+                    self.preprocess.apply(row, self.n_features, &mut buffer);
+                    self.predict_family(&buffer, scratch)
+                }
+                // Re-entered on this thread: a fresh buffer.
+                Err(_) => {
+                    let mut buffer = Vec::new();
+                    self.preprocess.apply(row, self.n_features, &mut buffer);
+                    self.predict_family(&buffer, scratch)
+                }
+            })?
+        };
+        output.label = output.class.and_then(|class| self.label(class));
+        Ok(output)
+    }
+
+    /// Whether rows may hold NaN (a missing value) and infinities: tree
+    /// ensembles send a NaN feature down each node's missing-value branch;
+    /// every other family refuses non-finite input.
+    pub fn accepts_missing(&self) -> bool {
+        matches!(self.body, Family::Ensemble(_))
+    }
+
+    /// The family's prediction for one (preprocessed) row.
+    fn predict_family<'s>(
+        &'s self,
+        row: &[f32],
+        scratch: &'s mut Scratch,
+    ) -> Result<Output<'s>, PredictError> {
         let k = self.kernels;
-        let mut output = match &self.body {
+        Ok(match &self.body {
             Family::Linear(m) => m.predict(k, row, scratch),
             Family::Logistic(m) => m.predict(k, row, scratch),
             Family::Trees(m) => m.predict(row, scratch)?,
             Family::KMeans(m) => m.predict(k, row, scratch),
             Family::Sequential(m) => m.predict(k, row, scratch),
-        };
-        output.label = output.class.and_then(|class| self.label(class));
-        Ok(output)
+            Family::Ensemble(m) => m.predict(row, scratch)?,
+        })
     }
 
     /// Predicts one row of [`Model::n_features`] finite values, with no
@@ -593,12 +650,21 @@ impl<'a> Model<'a> {
                 found: rows.len(),
             });
         }
-        if let Some(position) = first_non_finite(rows) {
-            return Err(PredictError::NonFiniteInBatch {
-                row: position.checked_div(n_features).unwrap_or(0),
-                index: position.checked_rem(n_features).unwrap_or(position),
-            });
+        if !self.accepts_missing() {
+            if let Some(position) = first_non_finite(rows) {
+                return Err(PredictError::NonFiniteInBatch {
+                    row: position.checked_div(n_features).unwrap_or(0),
+                    index: position.checked_rem(n_features).unwrap_or(position),
+                });
+            }
         }
+        let mut preprocessed = Vec::new();
+        let rows = if self.preprocess.is_empty() {
+            rows
+        } else {
+            self.preprocess.apply(rows, n_features, &mut preprocessed);
+            &preprocessed
+        };
         let mut arrays = BatchArrays::new(self.batch_layout(), n_rows);
         let mut fresh = Scratch::default();
         let scratch = scratch.unwrap_or(&mut fresh);
@@ -689,6 +755,7 @@ impl<'a> Model<'a> {
             Family::Trees(m) => m.layout(),
             Family::KMeans(m) => m.layout(),
             Family::Sequential(m) => m.layout(),
+            Family::Ensemble(m) => m.layout(),
         }
     }
 
@@ -707,6 +774,7 @@ impl<'a> Model<'a> {
             Family::Trees(m) => m.predict_rows(rows, out)?,
             Family::KMeans(m) => m.predict_rows(k, rows, out),
             Family::Sequential(m) => m.predict_rows(k, rows, n_rows, out, scratch),
+            Family::Ensemble(m) => m.predict_rows(rows, out)?,
         }
         Ok(())
     }
@@ -799,6 +867,10 @@ thread_local! {
     /// The buffers [`Model::predict_one`] computes in, one per thread.
     static ROW_SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 
+    /// The preprocessed row [`Model::predict`] hands to the family, when the
+    /// model has preprocessing stages.
+    static PREPROCESSED_ROW: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+
     /// The activation buffers this thread lends to the helper threads of its
     /// split batches, kept from batch to batch.
     static HELPER_SCRATCH: RefCell<Vec<Scratch>> = const { RefCell::new(Vec::new()) };
@@ -829,6 +901,7 @@ fn row_cost_ps(body: &Family<'_>) -> usize {
                 .saturating_add(CENTROID_PS),
         ),
         Family::Trees(m) => m.max_visits().saturating_mul(NODE_PS),
+        Family::Ensemble(m) => m.max_visits().saturating_mul(NODE_PS),
     };
     work.saturating_add(ROW_PS)
 }
@@ -884,6 +957,7 @@ mod tests {
             ModelFamily::RandomForest,
             ModelFamily::KMeans,
             ModelFamily::NeuralSequential,
+            ModelFamily::TreeEnsemble,
         ] {
             assert_eq!(
                 ModelFamily::from_model_type(&family.to_string()),

@@ -1,0 +1,837 @@
+//! Tree ensembles with the semantics of ONNX's `TreeEnsembleClassifier` /
+//! `TreeEnsembleRegressor` (ai.onnx.ml opsets 1–3) as onnxruntime computes
+//! them: gradient-boosted trees (scikit-learn, XGBoost, LightGBM), random
+//! forests, extra trees and single decision trees, classifiers and
+//! regressors. `docs/model-families.md` gives the tensors and metadata.
+//!
+//! Each node compares one feature with a threshold (`<=`, `<`, `>=`, `>`,
+//! `==`, `!=`) and goes to its true or false child; a NaN feature goes to the
+//! true child when the node's missing-value flag is set, else wherever the
+//! comparison sends it (false, except for `!=`). Each leaf adds weights to
+//! score columns; the ensemble aggregates the trees (sum, average, min or
+//! max, in tree order, in `f32`), adds the base values, then applies the
+//! post-transform (none, logistic, softmax, softmax-zero, probit).
+//!
+//! Validation at load makes every walk end inside the arrays: children come
+//! after their parent (so a walk visits each node at most once), features
+//! are below the model's feature count, leaf weight ranges and score
+//! columns are in bounds.
+
+use super::output::{sized, BatchLayout, Output, ProbabilityLayout, RowsOut, Scratch};
+use super::source::{shape_mismatch, vector_len, TensorSource};
+use super::{ModelError, PredictError};
+use crate::format::{DType, Tensor};
+
+/// The metadata `model_type` of this family.
+pub const MODEL_TYPE: &str = "TreeEnsemble";
+
+/// The most nodes, weights, trees or features an ensemble may have (indices
+/// are stored as `u32`, modes in the top byte of the feature).
+const MAX_INDEX: usize = (1 << 24) - 1;
+
+/// A node's comparison, as `nodes_mode` stores it (`u8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum NodeMode {
+    /// `x <= threshold` goes to the true child (`BRANCH_LEQ`).
+    Leq = 0,
+    /// `x < threshold` (`BRANCH_LT`).
+    Lt = 1,
+    /// `x >= threshold` (`BRANCH_GTE`).
+    Gte = 2,
+    /// `x > threshold` (`BRANCH_GT`).
+    Gt = 3,
+    /// `x == threshold` (`BRANCH_EQ`).
+    Eq = 4,
+    /// `x != threshold` (`BRANCH_NEQ`).
+    Neq = 5,
+    /// A leaf (`LEAF`).
+    Leaf = 6,
+}
+
+impl NodeMode {
+    /// The mode stored as `code`.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            0 => NodeMode::Leq,
+            1 => NodeMode::Lt,
+            2 => NodeMode::Gte,
+            3 => NodeMode::Gt,
+            4 => NodeMode::Eq,
+            5 => NodeMode::Neq,
+            6 => NodeMode::Leaf,
+            _ => return None,
+        })
+    }
+
+    /// The mode ONNX names `name` (`"BRANCH_LEQ"`, ..., `"LEAF"`).
+    pub fn from_onnx(name: &str) -> Option<Self> {
+        Some(match name {
+            "BRANCH_LEQ" => NodeMode::Leq,
+            "BRANCH_LT" => NodeMode::Lt,
+            "BRANCH_GTE" => NodeMode::Gte,
+            "BRANCH_GT" => NodeMode::Gt,
+            "BRANCH_EQ" => NodeMode::Eq,
+            "BRANCH_NEQ" => NodeMode::Neq,
+            "LEAF" => NodeMode::Leaf,
+            _ => return None,
+        })
+    }
+}
+
+/// How the trees' leaf weights combine, per score column (metadata
+/// `aggregate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregate {
+    /// The sum over trees (`"SUM"`).
+    Sum,
+    /// The sum divided by the number of trees (`"AVERAGE"`).
+    Average,
+    /// The smallest weight any tree gives (`"MIN"`; 0 when none does).
+    Min,
+    /// The largest (`"MAX"`; 0 when none does).
+    Max,
+}
+
+impl Aggregate {
+    /// The aggregate named `name` (ONNX spelling).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "SUM" => Aggregate::Sum,
+            "AVERAGE" => Aggregate::Average,
+            "MIN" => Aggregate::Min,
+            "MAX" => Aggregate::Max,
+            _ => return None,
+        })
+    }
+
+    /// The ONNX spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Aggregate::Sum => "SUM",
+            Aggregate::Average => "AVERAGE",
+            Aggregate::Min => "MIN",
+            Aggregate::Max => "MAX",
+        }
+    }
+}
+
+/// The function applied to the aggregated scores (metadata
+/// `post_transform`), as onnxruntime computes it in `f32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostTransform {
+    /// The scores as they are (`"NONE"`).
+    None,
+    /// `1 / (1 + e^-x)` per score (`"LOGISTIC"`).
+    Logistic,
+    /// Softmax over the scores (`"SOFTMAX"`).
+    Softmax,
+    /// Softmax in which scores within 1e-7 of zero stay (nearly) zero
+    /// (`"SOFTMAX_ZERO"`).
+    SoftmaxZero,
+    /// The probit function, `√2 · erfinv(2x − 1)` (`"PROBIT"`).
+    Probit,
+}
+
+impl PostTransform {
+    /// The transform named `name` (ONNX spelling).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "NONE" => PostTransform::None,
+            "LOGISTIC" => PostTransform::Logistic,
+            "SOFTMAX" => PostTransform::Softmax,
+            "SOFTMAX_ZERO" => PostTransform::SoftmaxZero,
+            "PROBIT" => PostTransform::Probit,
+            _ => return None,
+        })
+    }
+
+    /// The ONNX spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            PostTransform::None => "NONE",
+            PostTransform::Logistic => "LOGISTIC",
+            PostTransform::Softmax => "SOFTMAX",
+            PostTransform::SoftmaxZero => "SOFTMAX_ZERO",
+            PostTransform::Probit => "PROBIT",
+        }
+    }
+
+    /// Applies the transform to `scores` in place.
+    pub(super) fn apply(self, scores: &mut [f32]) {
+        match self {
+            PostTransform::None => {}
+            PostTransform::Logistic => scores.iter_mut().for_each(|s| *s = logistic(*s)),
+            PostTransform::Softmax => softmax(scores),
+            PostTransform::SoftmaxZero => softmax_zero(scores),
+            PostTransform::Probit => scores.iter_mut().for_each(|s| *s = probit(*s)),
+        }
+    }
+}
+
+/// onnxruntime's `ComputeLogistic`: symmetric around 0, so that large
+/// negative scores do not overflow.
+pub(super) fn logistic(x: f32) -> f32 {
+    let v = 1.0 / (1.0 + (-x.abs()).exp());
+    if x < 0.0 {
+        1.0 - v
+    } else {
+        v
+    }
+}
+
+/// onnxruntime's `ComputeSoftmax`: max subtracted, exponentials summed in
+/// order.
+fn softmax(scores: &mut [f32]) {
+    let max = scores.iter().fold(f32::MIN, |m, &s| m.max(s));
+    let mut sum = 0.0f32;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    for s in scores.iter_mut() {
+        *s /= sum;
+    }
+}
+
+/// onnxruntime's `ComputeSoftmaxZero`: scores within 1e-7 of zero are scaled
+/// but not counted in the sum.
+fn softmax_zero(scores: &mut [f32]) {
+    let max = scores.iter().fold(f32::MIN, |m, &s| m.max(s));
+    let exp_neg_max = (-max).exp();
+    let mut sum = 0.0f32;
+    for s in scores.iter_mut() {
+        if s.abs() > 1e-7 {
+            *s = (*s - max).exp();
+            sum += *s;
+        } else {
+            *s *= exp_neg_max;
+        }
+    }
+    for s in scores.iter_mut() {
+        *s /= sum;
+    }
+}
+
+/// onnxruntime's `ComputeProbit`: `√2 · erfinv(2p − 1)` with its `ErfInv`
+/// approximation (Winitzki, a = 0.147).
+fn probit(p: f32) -> f32 {
+    let x = 2.0 * p - 1.0;
+    let sign = if x < 0.0 { -1.0f32 } else { 1.0 };
+    let x = (1.0 - x) * (1.0 + x);
+    let ln = x.ln();
+    let v = 2.0 / (std::f32::consts::PI * 0.147) + 0.5 * ln;
+    let v2 = (1.0 / 0.147) * ln;
+    std::f32::consts::SQRT_2 * (sign * (-v + (v * v - v2).sqrt()).sqrt())
+}
+
+/// How a two-class classifier with a single score column turns the score
+/// `s` into its two probabilities and its class (metadata `binary`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryScore {
+    /// The score is the probability of class 1: `[1 − s, s]`, class 1 when
+    /// `s > 0.5` (`"one_minus"`; onnxruntime's rule when every leaf weight
+    /// is non-negative; the post-transform is not applied).
+    OneMinus,
+    /// The score is a margin: `[T(−s), T(s)]` with `T` the logistic when the
+    /// post-transform is `LOGISTIC` (else the identity), class 1 when
+    /// `s > 0` (`"margin"`; the rule when some weight is negative).
+    Margin,
+}
+
+impl BinaryScore {
+    /// The rule named `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "one_minus" => BinaryScore::OneMinus,
+            "margin" => BinaryScore::Margin,
+            _ => return None,
+        })
+    }
+
+    /// The rule's metadata name.
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryScore::OneMinus => "one_minus",
+            BinaryScore::Margin => "margin",
+        }
+    }
+}
+
+/// What the ensemble predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Task {
+    /// One value per score column.
+    Regression,
+    /// One probability per class; as many score columns as classes, class
+    /// = the first largest score (before the post-transform).
+    Classes,
+    /// Two classes from one score column.
+    Binary(BinaryScore),
+}
+
+/// One node: 16 bytes, the mode in the top byte of `feature_mode`. For a
+/// leaf, `next` is the range of its weights in `Ensemble::weights`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Node {
+    feature_mode: u32,
+    threshold: f32,
+    /// `[true child, false child]`, or `[first weight, end of weights]`.
+    next: [u32; 2],
+}
+
+/// Marks, in a node's mode byte, that a NaN feature goes to the true child.
+const MISSING_TRUE: u32 = 0x80;
+
+impl Node {
+    fn mode(self) -> u32 {
+        self.feature_mode >> 24
+    }
+
+    fn feature(self) -> usize {
+        (self.feature_mode & 0x00FF_FFFF) as usize
+    }
+
+    fn is_leaf(self) -> bool {
+        self.mode() & 0x7F == NodeMode::Leaf as u32
+    }
+
+    /// Whether `x` goes to the true child (onnxruntime's comparison).
+    #[inline(always)]
+    fn goes_true(self, x: f32) -> bool {
+        let mode = self.mode();
+        let t = self.threshold;
+        let compared = match mode & 0x7F {
+            0 => x <= t,
+            1 => x < t,
+            2 => x >= t,
+            3 => x > t,
+            4 => x == t,
+            _ => x != t,
+        };
+        compared || (mode & MISSING_TRUE != 0 && x.is_nan())
+    }
+}
+
+/// One leaf weight: `value` added to score column `column`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Weight {
+    column: u32,
+    value: f32,
+}
+
+/// A validated tree ensemble.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Ensemble {
+    nodes: Vec<Node>,
+    roots: Vec<u32>,
+    weights: Vec<Weight>,
+    base_values: Vec<f32>,
+    aggregate: Aggregate,
+    post_transform: PostTransform,
+    task: Task,
+    n_features: usize,
+    /// Score columns.
+    n_columns: usize,
+    /// The sum over trees of the longest walk.
+    max_visits: usize,
+}
+
+/// Reads a `[len]` tensor of `dtype` as integers.
+fn integers(tensor: &Tensor<'_>, dtype: DType, len: usize) -> Result<Vec<i64>, ModelError> {
+    if vector_len(tensor) != Some(len) || tensor.dtype() != dtype {
+        return Err(shape_mismatch(
+            tensor,
+            format!("[{len}] of {}", dtype.name()),
+        ));
+    }
+    let bytes = tensor.bytes();
+    Ok(match dtype {
+        DType::U8 => bytes.iter().map(|&b| i64::from(b)).collect(),
+        _ => bytes
+            .chunks_exact(4)
+            .map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+            .collect(),
+    })
+}
+
+impl Ensemble {
+    /// Loads the tensors and metadata of `docs/model-families.md`.
+    pub(super) fn load(src: &TensorSource<'_, '_>) -> Result<Self, ModelError> {
+        let invalid_meta = |key: &str, reason: String| ModelError::InvalidMetadata {
+            key: key.to_owned(),
+            reason,
+        };
+        let text = |key: &str| -> Result<Option<String>, ModelError> {
+            match src.file().metadata().get(key) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+                Some(other) => Err(invalid_meta(
+                    key,
+                    format!("expected a string, found {other}"),
+                )),
+            }
+        };
+        let aggregate = match text("aggregate")? {
+            None => Aggregate::Sum,
+            Some(name) => Aggregate::from_name(&name).ok_or_else(|| {
+                invalid_meta(
+                    "aggregate",
+                    format!("`{name}` is not SUM, AVERAGE, MIN or MAX"),
+                )
+            })?,
+        };
+        let post_transform = match text("post_transform")? {
+            None => PostTransform::None,
+            Some(name) => PostTransform::from_name(&name).ok_or_else(|| {
+                invalid_meta(
+                    "post_transform",
+                    format!("`{name}` is not NONE, LOGISTIC, SOFTMAX, SOFTMAX_ZERO or PROBIT"),
+                )
+            })?,
+        };
+        let n_features = src
+            .metadata_count("n_features")?
+            .ok_or_else(|| invalid_meta("n_features", "missing".to_owned()))?;
+        let n_columns = src
+            .metadata_count("n_targets")?
+            .ok_or_else(|| invalid_meta("n_targets", "missing".to_owned()))?;
+        if n_columns == 0 || n_columns > MAX_INDEX || n_features > MAX_INDEX {
+            return Err(invalid_meta(
+                "n_targets",
+                format!("{n_columns} score columns over {n_features} features is out of range"),
+            ));
+        }
+        let task = match (src.metadata_count("n_classes")?, text("binary")?) {
+            (None, None) => Task::Regression,
+            (Some(2), Some(rule)) if n_columns == 1 => {
+                Task::Binary(BinaryScore::from_name(&rule).ok_or_else(|| {
+                    invalid_meta("binary", format!("`{rule}` is not one_minus or margin"))
+                })?)
+            }
+            (Some(n), None) if n == n_columns && n >= 2 => Task::Classes,
+            (classes, rule) => return Err(invalid_meta(
+                "n_classes",
+                format!(
+                    "{classes:?} classes with binary rule {rule:?} do not fit {n_columns} score \
+                         columns (a classifier has one column per class, or two classes over one \
+                         column with a `binary` rule)"
+                ),
+            )),
+        };
+
+        let feature_tensor = src.require("nodes_feature")?;
+        let n = match vector_len(&feature_tensor) {
+            Some(n) if (1..=MAX_INDEX).contains(&n) => n,
+            _ => {
+                return Err(shape_mismatch(
+                    &feature_tensor,
+                    format!("[n_nodes] with 1 to {MAX_INDEX} nodes"),
+                ))
+            }
+        };
+        let features = integers(&feature_tensor, DType::I32, n)?;
+        let modes = integers(&src.require("nodes_mode")?, DType::U8, n)?;
+        let trues = integers(&src.require("nodes_true")?, DType::I32, n)?;
+        let falses = integers(&src.require("nodes_false")?, DType::I32, n)?;
+        let missing = integers(&src.require("nodes_missing_true")?, DType::U8, n)?;
+        let threshold_tensor = src.require("nodes_threshold")?;
+        if vector_len(&threshold_tensor) != Some(n) {
+            return Err(shape_mismatch(&threshold_tensor, format!("[{n}]")));
+        }
+        let thresholds = src.finite_f32_values(&threshold_tensor)?;
+        let offsets = integers(&src.require("leaf_offsets")?, DType::I32, n + 1)?;
+        let target_tensor = src.require("leaf_targets")?;
+        let n_weights = vector_len(&target_tensor)
+            .filter(|&w| w <= MAX_INDEX)
+            .ok_or_else(|| shape_mismatch(&target_tensor, "[n_weights]"))?;
+        let targets = integers(&target_tensor, DType::I32, n_weights)?;
+        let weight_tensor = src.require("leaf_weights")?;
+        if vector_len(&weight_tensor) != Some(n_weights) {
+            return Err(shape_mismatch(&weight_tensor, format!("[{n_weights}]")));
+        }
+        let weight_values = src.finite_f32_values(&weight_tensor)?;
+        let roots_tensor = src.require("tree_roots")?;
+        let n_trees = vector_len(&roots_tensor)
+            .filter(|&t| (1..=n).contains(&t))
+            .ok_or_else(|| shape_mismatch(&roots_tensor, "[n_trees], at least one tree"))?;
+        let roots = integers(&roots_tensor, DType::I32, n_trees)?;
+        let base_values = match src.get("base_values") {
+            None => Vec::new(),
+            Some(tensor) => {
+                if vector_len(&tensor) != Some(n_columns) {
+                    return Err(shape_mismatch(
+                        &tensor,
+                        format!("[{n_columns}] (one per score column)"),
+                    ));
+                }
+                src.finite_f32_values(&tensor)?.into_owned()
+            }
+        };
+
+        let weights = targets
+            .iter()
+            .zip(weight_values.iter())
+            .enumerate()
+            .map(|(i, (&column, &value))| match usize::try_from(column) {
+                Ok(c) if c < n_columns => Ok(Weight {
+                    column: c as u32,
+                    value,
+                }),
+                _ => Err(shape_mismatch(
+                    &target_tensor,
+                    format!("score columns below {n_columns}; entry {i} is {column}"),
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let invalid = |node: usize, reason: String| ModelError::InvalidTree {
+            tree: None,
+            node,
+            reason,
+        };
+        let mut nodes = Vec::with_capacity(n);
+        for i in 0..n {
+            let mode = u8::try_from(modes[i])
+                .ok()
+                .and_then(NodeMode::from_code)
+                .ok_or_else(|| invalid(i, format!("mode {} is not a node mode", modes[i])))?;
+            let missing_flag = match missing[i] {
+                0 => 0,
+                1 => MISSING_TRUE,
+                other => return Err(invalid(i, format!("missing flag {other} is not 0 or 1"))),
+            };
+            let node = if mode == NodeMode::Leaf {
+                let (start, end) = (offsets[i], offsets[i + 1]);
+                if !(0 <= start && start <= end && end <= n_weights as i64) {
+                    return Err(invalid(
+                        i,
+                        format!(
+                            "leaf weights {start}..{end} are not a range within 0..{n_weights}"
+                        ),
+                    ));
+                }
+                Node {
+                    feature_mode: (mode as u32) << 24,
+                    threshold: 0.0,
+                    next: [start as u32, end as u32],
+                }
+            } else {
+                let feature = usize::try_from(features[i])
+                    .ok()
+                    .filter(|&f| f < n_features)
+                    .ok_or_else(|| {
+                        invalid(
+                            i,
+                            format!(
+                                "splits on feature {}, but the model has {n_features} features",
+                                features[i]
+                            ),
+                        )
+                    })?;
+                if offsets[i] != offsets[i + 1] {
+                    return Err(invalid(i, "a split node carries leaf weights".to_owned()));
+                }
+                let child = |c: i64, side: &str| {
+                    usize::try_from(c)
+                        .ok()
+                        .filter(|&c| c > i && c < n)
+                        .map(|c| c as u32)
+                        .ok_or_else(|| {
+                            invalid(
+                                i,
+                                format!(
+                                    "{side} child {c} is not a later node within 0..{n} \
+                                     (children come after their parent)"
+                                ),
+                            )
+                        })
+                };
+                Node {
+                    feature_mode: ((mode as u32 | missing_flag) << 24) | feature as u32,
+                    threshold: thresholds[i],
+                    next: [child(trues[i], "true")?, child(falses[i], "false")?],
+                }
+            };
+            nodes.push(node);
+        }
+        let roots = roots
+            .iter()
+            .enumerate()
+            .map(|(t, &r)| {
+                usize::try_from(r)
+                    .ok()
+                    .filter(|&r| r < n)
+                    .map(|r| r as u32)
+                    .ok_or_else(|| ModelError::InvalidTree {
+                        tree: Some(t),
+                        node: 0,
+                        reason: format!("root {r} is not a node within 0..{n}"),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if offsets[0] != 0 || offsets[n] != n_weights as i64 {
+            return Err(invalid(
+                0,
+                format!("leaf_offsets must run from 0 to {n_weights}"),
+            ));
+        }
+
+        // The longest walk from each node, computed backwards (children
+        // come later).
+        let mut depth = vec![1usize; n];
+        for i in (0..n).rev() {
+            let node = nodes[i];
+            if !node.is_leaf() {
+                let [t, f] = node.next;
+                depth[i] = 1 + depth[t as usize].max(depth[f as usize]);
+            }
+        }
+        let max_visits = roots.iter().map(|&r| depth[r as usize]).sum();
+        Ok(Ensemble {
+            nodes,
+            roots,
+            weights,
+            base_values,
+            aggregate,
+            post_transform,
+            task,
+            n_features,
+            n_columns,
+            max_visits,
+        })
+    }
+
+    pub(super) fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// Outputs per row: the classes of a classifier, the targets of a
+    /// regressor.
+    pub(super) fn n_outputs(&self) -> usize {
+        match self.task {
+            Task::Binary(_) => 2,
+            _ => self.n_columns,
+        }
+    }
+
+    /// The number of classes, `None` for a regressor.
+    pub(super) fn n_classes(&self) -> Option<usize> {
+        match self.task {
+            Task::Regression => None,
+            _ => Some(self.n_outputs()),
+        }
+    }
+
+    /// Node visits per row in the worst case.
+    pub(super) fn max_visits(&self) -> usize {
+        self.max_visits
+    }
+
+    /// The leaf `row` reaches from `root`.
+    #[inline]
+    fn leaf(&self, root: u32, row: &[f32]) -> Result<Node, PredictError> {
+        let mut index = root as usize;
+        // Children come after their parent: at most every node once.
+        for _ in 0..self.nodes.len() {
+            let Some(&node) = self.nodes.get(index) else {
+                break;
+            };
+            if node.is_leaf() {
+                return Ok(node);
+            }
+            let x = *row
+                .get(node.feature())
+                .ok_or(PredictError::TreeWalk { node: index })?;
+            index = node.next[usize::from(!node.goes_true(x))] as usize;
+        }
+        Err(PredictError::TreeWalk { node: index })
+    }
+
+    /// The aggregated scores of `row` (base values added) into `scores`
+    /// (`n_columns` values).
+    fn scores(&self, row: &[f32], scores: &mut [f32]) -> Result<(), PredictError> {
+        let (init, combine): (f32, fn(f32, f32) -> f32) = match self.aggregate {
+            Aggregate::Sum | Aggregate::Average => (0.0, |a, w| a + w),
+            // ±∞ marks "no tree gave this column a weight" (weights are finite).
+            Aggregate::Min => (f32::INFINITY, f32::min),
+            Aggregate::Max => (f32::NEG_INFINITY, f32::max),
+        };
+        scores.fill(init);
+        let single = self.n_columns == 1;
+        for &root in &self.roots {
+            let leaf = self.leaf(root, row)?;
+            let [start, end] = leaf.next;
+            let weights = self
+                .weights
+                .get(start as usize..end as usize)
+                .unwrap_or_default();
+            if single {
+                // onnxruntime reads only a one-column leaf's first weight.
+                if let (Some(w), Some(s)) = (weights.first(), scores.first_mut()) {
+                    *s = combine(*s, w.value);
+                }
+            } else {
+                for w in weights {
+                    if let Some(s) = scores.get_mut(w.column as usize) {
+                        *s = combine(*s, w.value);
+                    }
+                }
+            }
+        }
+        let n_trees = self.roots.len() as f32;
+        for (i, s) in scores.iter_mut().enumerate() {
+            let base = self.base_values.get(i).copied().unwrap_or(0.0);
+            *s = match self.aggregate {
+                Aggregate::Sum => *s + base,
+                Aggregate::Average => *s / n_trees + base,
+                Aggregate::Min | Aggregate::Max => {
+                    if s.is_finite() {
+                        *s + base
+                    } else {
+                        base
+                    }
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// Predicts one row into `out` (`n_outputs` values); returns the class.
+    fn predict_into(&self, row: &[f32], out: &mut [f32]) -> Result<Option<usize>, PredictError> {
+        match self.task {
+            Task::Regression => {
+                self.scores(row, out)?;
+                if self.n_columns == 1 {
+                    // onnxruntime applies only PROBIT to a single target.
+                    if self.post_transform == PostTransform::Probit {
+                        PostTransform::Probit.apply(out);
+                    }
+                } else {
+                    self.post_transform.apply(out);
+                }
+                Ok(None)
+            }
+            Task::Classes => {
+                self.scores(row, out)?;
+                let class = super::output::argmax(out);
+                self.post_transform.apply(out);
+                Ok(Some(class))
+            }
+            Task::Binary(rule) => {
+                let mut score = [0.0f32];
+                self.scores(row, &mut score)?;
+                let s = score[0];
+                let (class, pair) = match rule {
+                    BinaryScore::OneMinus => (usize::from(s > 0.5), [1.0 - s, s]),
+                    BinaryScore::Margin => {
+                        let pair = if self.post_transform == PostTransform::Logistic {
+                            [logistic(-s), logistic(s)]
+                        } else {
+                            [-s, s]
+                        };
+                        (usize::from(s > 0.0), pair)
+                    }
+                };
+                if let Some(out) = out.get_mut(..2) {
+                    out.copy_from_slice(&pair);
+                }
+                Ok(Some(class))
+            }
+        }
+    }
+
+    pub(super) fn predict<'s>(
+        &self,
+        row: &[f32],
+        scratch: &'s mut Scratch,
+    ) -> Result<Output<'s>, PredictError> {
+        let out = sized(&mut scratch.primary, self.n_outputs());
+        let class = self.predict_into(row, out)?;
+        let out: &'s [f32] = out;
+        Ok(Output {
+            class,
+            outputs: out,
+            probabilities: class.map(|_| out),
+            label: None,
+        })
+    }
+
+    pub(super) fn layout(&self) -> BatchLayout {
+        let classifier = self.task != Task::Regression;
+        BatchLayout {
+            n_outputs: self.n_outputs(),
+            classes: classifier,
+            probabilities: if classifier {
+                ProbabilityLayout::SameAsOutputs
+            } else {
+                ProbabilityLayout::None
+            },
+        }
+    }
+
+    /// The rows of `rows` into `out` (see [`Ensemble::layout`]).
+    pub(super) fn predict_rows(&self, rows: &[f32], out: RowsOut<'_>) -> Result<(), PredictError> {
+        let width = self.n_outputs();
+        let n_rows = out.outputs.len() / width.max(1);
+        for (i, outputs) in out.outputs.chunks_exact_mut(width.max(1)).enumerate() {
+            let row = rows
+                .get(i * self.n_features..(i + 1) * self.n_features)
+                .unwrap_or_default();
+            let class = self.predict_into(row, outputs)?;
+            if let (Some(class), Some(slot)) = (class, out.classes.get_mut(i)) {
+                *slot = class;
+            }
+        }
+        debug_assert!(n_rows * width == out.outputs.len());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comparisons_follow_onnxruntime_with_nan() {
+        let node = |mode: NodeMode, missing: bool| Node {
+            feature_mode: ((mode as u32 | if missing { MISSING_TRUE } else { 0 }) << 24),
+            threshold: 1.0,
+            next: [1, 2],
+        };
+        assert!(node(NodeMode::Leq, false).goes_true(1.0));
+        assert!(!node(NodeMode::Lt, false).goes_true(1.0));
+        assert!(node(NodeMode::Gte, false).goes_true(1.0));
+        assert!(!node(NodeMode::Gt, false).goes_true(1.0));
+        assert!(node(NodeMode::Eq, false).goes_true(1.0));
+        assert!(!node(NodeMode::Neq, false).goes_true(1.0));
+        for mode in [
+            NodeMode::Leq,
+            NodeMode::Lt,
+            NodeMode::Gte,
+            NodeMode::Gt,
+            NodeMode::Eq,
+        ] {
+            assert!(!node(mode, false).goes_true(f32::NAN), "{mode:?}");
+            assert!(node(mode, true).goes_true(f32::NAN), "{mode:?}");
+        }
+        // NaN != t is true.
+        assert!(node(NodeMode::Neq, false).goes_true(f32::NAN));
+    }
+
+    #[test]
+    fn transforms_match_onnxruntime_formulas() {
+        assert_eq!(logistic(0.0), 0.5);
+        assert!((logistic(-30.0) - 9.357623e-14).abs() < 1e-15);
+        let mut s = [1.0f32, 2.0, 3.0];
+        softmax(&mut s);
+        assert!((s.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(s[2] > s[1] && s[1] > s[0]);
+        let mut z = [0.0f32, 1.0];
+        softmax_zero(&mut z);
+        assert_eq!(z[0], 0.0);
+        assert_eq!(z[1], 1.0);
+        assert!(probit(0.5).abs() < 1e-6);
+        assert!((probit(0.975) - 1.959964).abs() < 2e-3);
+    }
+}
