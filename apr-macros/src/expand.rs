@@ -205,7 +205,7 @@ fn embedded_bytes(model: Option<&EmbeddedModel>) -> (TokenStream, TokenStream) {
             },
             quote!(&__APR_MODEL.0),
         ),
-        Some(EmbeddedModel::ConvertedV1 {
+        Some(EmbeddedModel::Converted {
             original_path,
             converted,
         }) => {

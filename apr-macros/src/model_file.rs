@@ -38,11 +38,11 @@ pub(crate) enum EmbeddedModel {
         /// The absolute path of the file (what `include_bytes!` reads).
         absolute_path: String,
     },
-    /// A v1 (APRN) file converted to v2 here; the converted bytes are embedded
-    /// as a literal and the original is still `include_bytes!`-ed so that
-    /// editing it rebuilds the crate.
-    ConvertedV1 {
-        /// The absolute path of the original v1 file.
+    /// A v1 (APRN) or ONNX file converted to v2 here; the converted bytes
+    /// are embedded as a literal and the original is still
+    /// `include_bytes!`-ed so that editing it rebuilds the crate.
+    Converted {
+        /// The absolute path of the original file.
         original_path: String,
         /// The v2 container the converter produced.
         converted: Vec<u8>,
@@ -121,14 +121,25 @@ pub(crate) fn load(model: &LitStr, checks: Checks<'_>) -> syn::Result<EmbeddedMo
 
     let bytes = read_model_file(&path).map_err(fail)?;
 
-    if format::is_v1(&bytes) {
+    if is_onnx_path(&written) {
+        let converted = convert_onnx(&bytes).map_err(&fail)?;
+        validate_v2(&converted, checks).map_err(|broken| {
+            report(broken, &|rule| {
+                format!("the ONNX model converted, but the converted model is invalid: {rule}")
+            })
+        })?;
+        Ok(EmbeddedModel::Converted {
+            original_path: absolute_path,
+            converted,
+        })
+    } else if format::is_v1(&bytes) {
         let converted = convert_v1(&bytes).map_err(&fail)?;
         validate_v2(&converted, checks).map_err(|broken| {
             report(broken, &|rule| {
                 format!("the v1 file converted, but the converted container is invalid: {rule}")
             })
         })?;
-        Ok(EmbeddedModel::ConvertedV1 {
+        Ok(EmbeddedModel::Converted {
             original_path: absolute_path,
             converted,
         })
@@ -161,6 +172,28 @@ fn read_model_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
 /// tokens cost the compiler several times their size, unlike
 /// `include_bytes!`, so a larger model must be converted once, ahead of time.
 const MAX_CONVERTED_V1_LEN: usize = 16 * 1024 * 1024;
+
+/// Whether `path` names an ONNX file (`.onnx`, any case): ONNX protobuf
+/// has no magic number, so the extension decides.
+fn is_onnx_path(path: &str) -> bool {
+    std::path::Path::new(path)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+}
+
+/// The ONNX -> v2 conversion, with the converter's error as the rule broken.
+fn convert_onnx(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let converted = apr_runtime::onnx::convert(bytes)
+        .map_err(|error| format!("cannot convert this ONNX model: {error}"))?
+        .bytes;
+    if converted.len() > MAX_CONVERTED_V1_LEN {
+        return Err(format!(
+            "this ONNX model converts to {} bytes, more than the {MAX_CONVERTED_V1_LEN} bytes              the macro converts while compiling; convert it once with              `apr-lambda convert IN OUT` and point `model` at the .apr file",
+            converted.len()
+        ));
+    }
+    Ok(converted)
+}
 
 /// The v1 -> v2 conversion, with the converter's error as the rule broken.
 fn convert_v1(bytes: &[u8]) -> Result<Vec<u8>, String> {
@@ -348,7 +381,7 @@ mod tests {
     #[test]
     fn a_v1_file_is_converted_to_a_valid_v2_container() {
         match load_fixture("linear_regression.v1.apr", Some(3)) {
-            Ok(EmbeddedModel::ConvertedV1 {
+            Ok(EmbeddedModel::Converted {
                 original_path,
                 converted,
             }) => {

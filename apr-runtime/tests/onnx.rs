@@ -196,3 +196,46 @@ fn broken_files_are_clear_errors() {
         let _ = convert(&good[..len]);
     }
 }
+
+/// On Lambda, `null` is a missing value: an XGBoost model sends it down its
+/// missing-value branches and answers as onnxruntime did; a linear model
+/// refuses it, naming the feature.
+#[test]
+fn lambda_events_carry_missing_values_as_null() {
+    use apr_runtime::lambda::{InvocationResponse, LambdaHandler};
+    let load = |name: &str| -> (&'static [u8], Value) {
+        let onnx = std::fs::read(fixtures().join(format!("{name}.onnx"))).unwrap();
+        let json = serde_json::from_slice(
+            &std::fs::read(fixtures().join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        (
+            Box::leak(convert(&onnx).unwrap().bytes.into_boxed_slice()),
+            json,
+        )
+    };
+    let (bytes, json) = load("xgb_binary");
+    let handler = LambdaHandler::from_bytes(bytes).unwrap();
+    for r in 0..4 {
+        let input = &json["inputs"][r];
+        assert!(
+            input.as_array().unwrap().iter().any(Value::is_null),
+            "row {r} has a missing value"
+        );
+        let event = serde_json::json!({ "features": input }).to_string();
+        let Ok(InvocationResponse::Direct(answer)) = handler.respond(event.as_bytes()) else {
+            panic!("row {r}: no direct answer");
+        };
+        let answer = serde_json::to_value(&answer).unwrap();
+        assert_eq!(answer["prediction"], json["label"][r], "row {r}");
+    }
+    let (bytes, _) = load("sk_linreg");
+    let handler = LambdaHandler::from_bytes(bytes).unwrap();
+    let n = handler.model().n_features();
+    let mut row = vec![Value::from(1.0); n];
+    row[1] = Value::Null;
+    let event = serde_json::json!({ "features": row }).to_string();
+    let err = handler.respond(event.as_bytes()).unwrap_err();
+    assert_eq!(err.error_type(), "NonFinite");
+    assert!(err.to_string().contains("feature 1"), "{err}");
+}

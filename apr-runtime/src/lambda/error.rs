@@ -89,7 +89,7 @@ pub enum LambdaError {
 
     /// A feature is NaN, infinite, or outside the `f32` range.
     #[error(
-        "feature {index} of {} is not a finite number (NaN, an infinity, or beyond the f32 range of ±3.4e38); every feature must be finite",
+        "feature {index} of {} is not a finite number (null, NaN, an infinity, or beyond the f32 range of ±3.4e38); this model takes only finite features (tree ensembles take null or NaN as a missing value)",
         describe_row(*.instance)
     )]
     NonFinite {

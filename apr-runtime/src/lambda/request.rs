@@ -861,7 +861,8 @@ impl<'de> Visitor<'de> for FlatRows<'_> {
     }
 }
 
-/// One feature: a JSON number, or `"NaN"` / `"Infinity"` / `"-Infinity"`.
+/// One feature: a JSON number, `null` (missing: NaN), or `"NaN"` /
+/// `"Infinity"` / `"-Infinity"`.
 /// Numbers beyond the `f32` range become infinities (rejected later as
 /// non-finite, with their position).
 struct FeatureValue(f32);
@@ -872,7 +873,7 @@ impl<'de> Deserialize<'de> for FeatureValue {
         impl Visitor<'_> for ValueVisitor {
             type Value = FeatureValue;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a number")
+                f.write_str("a number or null")
             }
             #[allow(
                 clippy::cast_possible_truncation,
@@ -888,6 +889,11 @@ impl<'de> Deserialize<'de> for FeatureValue {
             #[allow(clippy::cast_precision_loss, reason = "features are f32")]
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<FeatureValue, E> {
                 Ok(FeatureValue(v as f32))
+            }
+            /// `null` is a missing value (NaN): tree ensembles send it down
+            /// each node's missing-value branch, other models refuse it.
+            fn visit_unit<E: de::Error>(self) -> Result<FeatureValue, E> {
+                Ok(FeatureValue(f32::NAN))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<FeatureValue, E> {
                 match v {

@@ -13,7 +13,19 @@ use crate::{read_file, Failure};
 
 pub(crate) fn run(path: &Path, as_json: bool) -> Result<(), Failure> {
     let bytes = read_file(path)?;
-    let report = if apr_runtime::format::is_v1(&bytes) {
+    let report = if crate::is_onnx(path) {
+        let v2 = crate::convert_onnx(path, &bytes)?;
+        let file =
+            AprFile::parse(&v2).map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
+        let mut report = v2_report(path, &file);
+        if let Value::Object(map) = &mut report {
+            map.insert(
+                "container".to_owned(),
+                json!(format!("ONNX, {} bytes, converted to APR v2", bytes.len())),
+            );
+        }
+        report
+    } else if apr_runtime::format::is_v1(&bytes) {
         let file =
             v1::decode(&bytes).map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
         let v2 = file

@@ -21,21 +21,22 @@ use std::process::ExitCode;
 use apr_runtime::format::v1;
 
 const USAGE: &str = "\
-apr-lambda: inspect, convert and run .apr models (APR v2, and aprender's APRN v1)
+apr-lambda: inspect, convert and run .apr models (APR v2, aprender's APRN v1, and
+ONNX models from scikit-learn, XGBoost, LightGBM: files named *.onnx)
 
 Usage:
   apr-lambda inspect MODEL [--json]      validate MODEL and describe it: version, flags,
                                          model_type, metadata, tensors, checksum status
                                          (v1 files: header, metadata and the v2 tensors
                                          they convert to)
-  apr-lambda convert IN OUT              write IN as a v2 container to OUT (v1 -> v2;
-                                         a v2 file is re-written normalised)
+  apr-lambda convert IN OUT              write IN as a v2 container to OUT (v1 -> v2,
+                                         ONNX -> v2; a v2 file is re-written normalised)
   apr-lambda predict MODEL [--input FILE]
                                          read an event ({\"features\": [...]} or
                                          {\"instances\": [[...], ...]}) from FILE, or
                                          stdin without --input, and print the JSON the
                                          Lambda returns (without its timing fields);
-                                         v1 models are converted in memory
+                                         v1 and ONNX models are converted in memory
   apr-lambda new DIR --model FILE [--path APR_LAMBDA_DIR]
                                          create a function crate in DIR (new or empty)
                                          serving FILE, validated as the #[apr_lambda]
@@ -222,6 +223,21 @@ impl ParsedArgs {
     }
 }
 
+/// Whether `path` names an ONNX model (`.onnx`, any case; ONNX has no
+/// magic number).
+pub(crate) fn is_onnx(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+}
+
+/// An ONNX model's bytes converted to a v2 container, naming the file in
+/// the error.
+pub(crate) fn convert_onnx(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, Failure> {
+    apr_runtime::onnx::convert(bytes)
+        .map(|converted| converted.bytes)
+        .map_err(|e| Failure::input(format!("{}: {e}", path.display())))
+}
+
 /// Reads a whole file, naming it in the error.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
     std::fs::read(path).map_err(|e| Failure::input(format!("cannot read {}: {e}", path.display())))
@@ -229,19 +245,25 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
 
 fn convert(input: &Path, output: &Path) -> Result<(), Failure> {
     let bytes = read_file(input)?;
-    let from = if bytes.starts_with(&v1::MAGIC) {
+    let from = if is_onnx(input) {
+        "onnx"
+    } else if bytes.starts_with(&v1::MAGIC) {
         "v1"
     } else {
         "v2"
     };
-    let converted = v1::convert_to_v2(&bytes)
-        .map_err(|e| Failure::input(format!("{}: {e}", input.display())))?;
+    let converted = if from == "onnx" {
+        convert_onnx(input, &bytes)?
+    } else {
+        v1::convert_to_v2(&bytes)
+            .map_err(|e| Failure::input(format!("{}: {e}", input.display())))?
+    };
     std::fs::write(output, &converted)
         .map_err(|e| Failure::input(format!("cannot write {}: {e}", output.display())))?;
-    let action = if from == "v1" {
-        "converted v1 (APRN)"
-    } else {
-        "normalised v2"
+    let action = match from {
+        "onnx" => "converted ONNX",
+        "v1" => "converted v1 (APRN)",
+        _ => "normalised v2",
     };
     eprintln!(
         "{action} {} -> {} ({} bytes, APR v2)",

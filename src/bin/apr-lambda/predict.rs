@@ -12,7 +12,9 @@ use crate::{read_file, Failure};
 
 pub(crate) fn run(model_path: &Path, input: Option<&Path>) -> Result<(), Failure> {
     let model_bytes = read_file(model_path)?;
-    let model_bytes = if apr_runtime::format::is_v1(&model_bytes) {
+    let model_bytes = if crate::is_onnx(model_path) {
+        crate::convert_onnx(model_path, &model_bytes)?
+    } else if apr_runtime::format::is_v1(&model_bytes) {
         v1::convert_to_v2(&model_bytes)
             .map_err(|e| Failure::input(format!("{}: {e}", model_path.display())))?
     } else {

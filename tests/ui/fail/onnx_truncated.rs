@@ -1,0 +1,3 @@
+// A truncated ONNX file does not decode.
+#[apr_lambda::apr_lambda(model = "models/truncated.onnx")]
+fn main() {}
