@@ -15,9 +15,6 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/onnx")
 }
 
-/// The fixtures the converter does not take yet, with the reason.
-const NOT_YET: &[&str] = &["sk_mlp_", "torch_mlp_", "sk_pipe_robust_mlp"];
-
 fn close(ours: f32, theirs: f64) -> bool {
     let (a, b) = (f64::from(ours), theirs);
     (a - b).abs() <= 1e-5 * b.abs() + 1e-6
@@ -127,14 +124,11 @@ fn every_supported_fixture_predicts_like_onnxruntime() {
         if path.extension().is_none_or(|e| e != "json") || name.starts_with("bad_") {
             continue;
         }
-        if NOT_YET.iter().any(|p| name.starts_with(p)) {
-            continue;
-        }
         let json: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         check(&name, &json);
         checked.push(name);
     }
-    assert!(checked.len() >= 25, "only {checked:?}");
+    assert!(checked.len() >= 38, "only {checked:?}");
 }
 
 #[test]

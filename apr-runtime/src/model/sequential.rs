@@ -27,6 +27,12 @@ pub(super) enum Layer<'a> {
     Gelu,
     LeakyRelu(f32),
     Softmax,
+    /// `x − max − ln Σ e^(x − max)` per row (torch's `LogSoftmax`).
+    LogSoftmax,
+    /// `[p] → [1 − p, p]`: the two class probabilities of a binary
+    /// classifier whose last layer is one sigmoid unit (scikit-learn's
+    /// binary `MLPClassifier`). Only last, after a layer of width 1.
+    Complement,
 }
 
 impl Layer<'_> {
@@ -46,6 +52,13 @@ impl Layer<'_> {
                     (k.softmax)(row);
                 }
             }
+            Layer::LogSoftmax => {
+                for row in values.chunks_exact_mut(width.max(1)) {
+                    log_softmax(row);
+                }
+            }
+            // Width-changing: done by `forward`.
+            Layer::Complement => {}
         }
     }
 }
@@ -68,6 +81,8 @@ fn parse_layer(index: usize, text: &str) -> Result<LayerSpec, ModelError> {
         "Tanh" => Some(Layer::Tanh),
         "GELU" => Some(Layer::Gelu),
         "Softmax" => Some(Layer::Softmax),
+        "LogSoftmax" => Some(Layer::LogSoftmax),
+        "Complement" => Some(Layer::Complement),
         "LeakyReLU" => Some(Layer::LeakyRelu(DEFAULT_LEAKY_RELU_ALPHA)),
         _ => None,
     };
@@ -103,7 +118,7 @@ fn parse_layer(index: usize, text: &str) -> Result<LayerSpec, ModelError> {
         };
     }
     Err(invalid(
-        "unknown layer; expected Linear(IN->OUT), ReLU, Sigmoid, Tanh, Softmax, GELU or LeakyReLU(ALPHA)"
+        "unknown layer; expected Linear(IN->OUT), ReLU, Sigmoid, Tanh, Softmax, LogSoftmax, GELU, LeakyReLU(ALPHA) or Complement"
             .to_owned(),
     ))
 }
@@ -188,7 +203,24 @@ impl<'a> Sequential<'a> {
                 layer: text.to_owned(),
                 reason,
             };
+            if matches!(layers.last(), Some(Layer::Complement)) {
+                return Err(invalid(
+                    "it follows Complement, which must be the last layer".to_owned(),
+                ));
+            }
             match spec {
+                LayerSpec::Activation(Layer::Complement) => {
+                    if width != Some(1) {
+                        return Err(invalid(format!(
+                            "Complement turns one probability into two, but the layer before it \
+                             produces {}",
+                            width.map_or("the input".to_owned(), |w| w.to_string())
+                        )));
+                    }
+                    layers.push(Layer::Complement);
+                    width = Some(2);
+                    max_width = max_width.max(2);
+                }
                 LayerSpec::Activation(layer) => layers.push(layer),
                 LayerSpec::Linear {
                     n_in: layer_in,
@@ -263,7 +295,7 @@ impl<'a> Sequential<'a> {
                 }
             }
         }
-        let ends_in_softmax = matches!(layers.last(), Some(Layer::Softmax));
+        let ends_in_softmax = matches!(layers.last(), Some(Layer::Softmax | Layer::Complement));
         Ok(Self {
             layers,
             n_in,
@@ -403,6 +435,16 @@ impl Activations {
     }
 }
 
+/// `x − max − ln Σ e^(x − max)` in place, as onnxruntime's `LogSoftmax`.
+fn log_softmax(row: &mut [f32]) {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
+    let log_sum = sum.ln();
+    for v in row.iter_mut() {
+        *v = *v - max - log_sum;
+    }
+}
+
 /// The first `len` values of `values` (all of them if there are fewer).
 fn prefix(values: &[f32], len: usize) -> &[f32] {
     values.split_at(len.min(values.len())).0
@@ -422,7 +464,23 @@ fn forward(
     let mut at: Option<Activations> = None;
     let mut width = input.len().checked_div(n_rows).unwrap_or(0);
     for layer in layers {
-        if let Layer::Linear(dense) = layer {
+        if let Layer::Complement = layer {
+            // [p] -> [1 - p, p], into the other buffer.
+            let (x, y, buffer): (&[f32], &mut Vec<f32>, Buffer) = match at {
+                None => (input, &mut *primary, Buffer::Primary),
+                Some(a) if a.buffer == Buffer::Primary => {
+                    (prefix(primary, a.len), &mut *secondary, Buffer::Secondary)
+                }
+                Some(a) => (prefix(secondary, a.len), &mut *primary, Buffer::Primary),
+            };
+            let len = n_rows.saturating_mul(2);
+            let y = sized(y, len);
+            for (pair, &p) in y.chunks_exact_mut(2).zip(x) {
+                pair.copy_from_slice(&[1.0 - p, p]);
+            }
+            at = Some(Activations { buffer, len });
+            width = 2;
+        } else if let Layer::Linear(dense) = layer {
             let (x, y, buffer): (&[f32], &mut Vec<f32>, Buffer) = match at {
                 None => (input, &mut *primary, Buffer::Primary),
                 Some(

@@ -69,6 +69,11 @@ impl<'n> NodeCtx<'n> {
         Ok(self.attr(name, at::INT, "an INT")?.map(|a| a.i))
     }
 
+    /// A FLOAT attribute.
+    pub(super) fn float(&self, name: &str) -> Result<Option<f32>, OnnxError> {
+        Ok(self.attr(name, at::FLOAT, "a FLOAT")?.map(|a| a.f))
+    }
+
     /// A STRING attribute (UTF-8).
     pub(super) fn string(&self, name: &str) -> Result<Option<String>, OnnxError> {
         match self.attr(name, at::STRING, "a STRING")? {
@@ -284,6 +289,16 @@ impl Constant {
             Data::F32(v) => Some(v.clone()),
             Data::F64(v) => Some(v.iter().map(|&x| x as f32).collect()),
             _ => None,
+        }
+    }
+
+    /// The number of elements.
+    pub(super) fn len(&self) -> usize {
+        match &self.data {
+            Data::F32(v) => v.len(),
+            Data::F64(v) => v.len(),
+            Data::I64(v) => v.len(),
+            Data::Str(v) => v.len(),
         }
     }
 }

@@ -23,6 +23,7 @@
 mod attrs;
 mod error;
 mod linear;
+mod network;
 pub mod proto;
 mod trees;
 
@@ -39,8 +40,10 @@ use proto::{data_type, ModelProto};
 
 /// The operators the converter reads, for error messages.
 const SUPPORTED: &str = "ai.onnx.ml TreeEnsembleClassifier, TreeEnsembleRegressor, \
-    LinearClassifier, LinearRegressor, Scaler, Normalizer (L1, after a classifier), ZipMap; \
-    ai.onnx Cast, Identity, Flatten, Reshape (of outputs), Mul/Add/Sub by a constant per feature";
+    LinearClassifier, LinearRegressor, Scaler, Normalizer (L1, after a classifier), ZipMap, \
+    ArrayFeatureExtractor (labels of an ArgMax); ai.onnx MatMul, Gemm, Add (bias), Relu, Sigmoid, \
+    Tanh, LeakyRelu, Softmax, LogSoftmax, ArgMax, Concat/Sub ([1 - p, p]), Cast, Identity, \
+    Flatten, Reshape (of outputs), Mul/Add/Sub by a constant per feature";
 
 /// The most bytes an ONNX file may have (the converter holds it decoded).
 pub const MAX_ONNX_BYTES: usize = 512 << 20;
@@ -176,6 +179,12 @@ enum Sym {
     Scores,
     /// The probabilities as ZipMap's sequence of maps.
     ScoreMaps,
+    /// The network's output after this many layers.
+    Net(usize),
+    /// `1 − p` of the network's one-sigmoid output after this many layers.
+    OneMinus(usize),
+    /// The index of the network's largest output.
+    ArgMax,
 }
 
 /// The state of the walk over the nodes.
@@ -184,6 +193,10 @@ struct Walk {
     n_features: usize,
     preprocess: Vec<(ElementOp, Vec<f32>)>,
     built: Option<Built>,
+    /// The network being built, once a MatMul or Gemm has been seen.
+    net: Option<network::Network>,
+    /// Labels from an `ArrayFeatureExtractor` over the network's argmax.
+    net_labels: Option<Vec<String>>,
     /// Whether the model's probabilities may pass a `Normalizer` (L1)
     /// unchanged (they already sum to 1).
     normalized: bool,
@@ -256,6 +269,8 @@ impl Walk {
             n_features,
             preprocess: Vec::new(),
             built: None,
+            net: None,
+            net_labels: None,
             normalized: false,
         })
     }
@@ -281,6 +296,43 @@ impl Walk {
             )),
             _ => Err(ctx.err("expected the features (the graph input, preprocessed) here")),
         }
+    }
+
+    /// The network, as input `i` of `ctx` must be its current output (or
+    /// the preprocessed features, which start a network).
+    fn net(&mut self, ctx: &NodeCtx<'_>, i: usize) -> Result<&mut network::Network, OnnxError> {
+        match self.sym(ctx, i)?.clone() {
+            Sym::Features(_) => {
+                self.features(ctx, i)?;
+                if self.built.is_some() || self.net.as_ref().is_some_and(|n| n.len() > 0) {
+                    return Err(
+                        ctx.err("starts a second model in the graph; apr-lambda converts one")
+                    );
+                }
+                Ok(self.net.insert(network::Network::new(self.n_features)))
+            }
+            Sym::Net(len) => match self.net.as_mut() {
+                Some(net) if net.len() == len => Ok(net),
+                _ => Err(ctx.err(
+                    "reads the network's output at an earlier layer; apr-lambda converts networks \
+                     that are one chain of layers",
+                )),
+            },
+            _ => Err(ctx.err("expected the network's output (or the features) here")),
+        }
+    }
+
+    /// Input `i` as a constant.
+    fn constant(&self, ctx: &NodeCtx<'_>, i: usize) -> Result<Constant, OnnxError> {
+        match self.sym(ctx, i)? {
+            Sym::Const(c) => Ok(c.clone()),
+            _ => Err(ctx.err(format!("input {i} must be a constant (an initializer)"))),
+        }
+    }
+
+    fn set_net(&mut self, ctx: &NodeCtx<'_>) {
+        let len = self.net.as_ref().map_or(0, network::Network::len);
+        self.set(ctx, 0, Sym::Net(len));
     }
 
     fn set(&mut self, ctx: &NodeCtx<'_>, i: usize, sym: Sym) {
@@ -312,7 +364,7 @@ impl Walk {
                 let sym = self.sym(ctx, 0)?.clone();
                 match (&sym, to) {
                     (Sym::Label, _) => {}
-                    (Sym::Features(_) | Sym::Scores, 1) => {}
+                    (Sym::Features(_) | Sym::Scores | Sym::Net(_), 1) => {}
                     _ => {
                         return Err(ctx.err(format!(
                             "casts to {} here; apr-lambda converts casts of the label and \
@@ -334,9 +386,131 @@ impl Walk {
                 self.set(ctx, 0, Sym::Features(self.preprocess.len()));
             }
             ("" | "ai.onnx", "Reshape") => match self.sym(ctx, 0)?.clone() {
-                sym @ (Sym::Label | Sym::Scores) => self.set(ctx, 0, sym),
+                sym @ (Sym::Label | Sym::Scores | Sym::Net(_)) => self.set(ctx, 0, sym),
                 _ => return Err(ctx.err("reshapes something other than the model's outputs")),
             },
+            ("" | "ai.onnx", "Add")
+                if matches!(self.sym(ctx, 0)?, Sym::Net(_))
+                    || matches!(self.sym(ctx, 1)?, Sym::Net(_)) =>
+            {
+                let (net_input, bias) = if matches!(self.sym(ctx, 0)?, Sym::Net(_)) {
+                    (0, 1)
+                } else {
+                    (1, 0)
+                };
+                let bias = self.constant(ctx, bias)?;
+                let net = self.net(ctx, net_input)?;
+                if !net.awaits_bias() {
+                    return Err(ctx.err("adds to the network's output where no MatMul precedes"));
+                }
+                net.add_bias(ctx, &bias)?;
+                // The bias completes the layer: same length, so the value
+                // stays current.
+                self.set_net(ctx);
+            }
+            ("" | "ai.onnx", "Sub") if matches!(self.sym(ctx, 1)?, Sym::Net(_)) => {
+                let one = self.constant(ctx, 0)?;
+                let net = self.net(ctx, 1)?;
+                if one.as_f32().as_deref() != Some(&[1.0][..])
+                    || net.width() != 1
+                    || !net.ends_with("Sigmoid")
+                {
+                    return Err(ctx.err(
+                        "apr-lambda converts Sub on a network only as 1 - p of a one-unit sigmoid \
+                         (the binary classifier's [1 - p, p])",
+                    ));
+                }
+                let len = net.len();
+                self.set(ctx, 0, Sym::OneMinus(len));
+            }
+            ("" | "ai.onnx", "Concat") => {
+                let axis = ctx.int("axis")?;
+                let len =
+                    match (self.sym(ctx, 0)?, self.sym(ctx, 1)?, ctx.node.input.len()) {
+                        (Sym::OneMinus(a), Sym::Net(b), 2)
+                            if a == b && matches!(axis, Some(1 | -1)) =>
+                        {
+                            *a
+                        }
+                        _ => return Err(ctx.err(
+                            "apr-lambda converts Concat only as [1 - p, p] of a one-unit sigmoid, \
+                             along axis 1",
+                        )),
+                    };
+                let net = self.net(ctx, 1)?;
+                debug_assert_eq!(net.len(), len);
+                net.complement(ctx)?;
+                self.set_net(ctx);
+            }
+            ("" | "ai.onnx", "MatMul") => {
+                let w = self.constant(ctx, 1)?;
+                self.net(ctx, 0)?.matmul(ctx, &w)?;
+                self.set_net(ctx);
+            }
+            ("" | "ai.onnx", "Gemm") => {
+                let w = self.constant(ctx, 1)?;
+                let c = match ctx.input(2) {
+                    Some(_) => Some(self.constant(ctx, 2)?),
+                    None => None,
+                };
+                self.net(ctx, 0)?.gemm(ctx, &w, c.as_ref())?;
+                self.set_net(ctx);
+            }
+            (
+                "" | "ai.onnx",
+                "Relu" | "Sigmoid" | "Tanh" | "LeakyRelu" | "Softmax" | "LogSoftmax",
+            ) => {
+                let layer = match op {
+                    "Relu" => "ReLU".to_owned(),
+                    "LeakyRelu" => {
+                        let alpha = ctx.float("alpha")?.unwrap_or(0.01);
+                        format!("LeakyReLU({alpha:?})")
+                    }
+                    "Softmax" | "LogSoftmax" => {
+                        let default = if ctx.opset >= 13 { -1 } else { 1 };
+                        let axis = ctx.int("axis")?.unwrap_or(default);
+                        if axis != 1 && axis != -1 {
+                            return Err(ctx.err(format!("axis {axis}: apr-lambda converts {op} over each row (axis 1 or -1)")));
+                        }
+                        op.to_owned()
+                    }
+                    other => other.to_owned(),
+                };
+                self.net(ctx, 0)?.activation(layer);
+                self.set_net(ctx);
+            }
+            ("" | "ai.onnx", "ArgMax") => {
+                let axis = ctx.int("axis")?.unwrap_or(0);
+                let last = ctx.int("select_last_index")?.unwrap_or(0);
+                if !matches!(self.sym(ctx, 0)?, Sym::Net(_)) || !matches!(axis, 1 | -1) || last != 0
+                {
+                    return Err(ctx.err("apr-lambda converts ArgMax only over each row of the network's output (axis 1, first index)"));
+                }
+                self.net(ctx, 0)?;
+                self.set(ctx, 0, Sym::ArgMax);
+            }
+            ("ai.onnx.ml", "ArrayFeatureExtractor") => {
+                let classes = self.constant(ctx, 0)?;
+                if *self.sym(ctx, 1)? != Sym::ArgMax {
+                    return Err(ctx.err("apr-lambda converts ArrayFeatureExtractor only as the class labels of an ArgMax"));
+                }
+                let width = self.net.as_ref().map_or(0, network::Network::width);
+                if classes.len() != width {
+                    return Err(ctx.err(format!(
+                        "{} class labels for {width} outputs",
+                        classes.len()
+                    )));
+                }
+                self.net_labels = match classes.data {
+                    attrs::Data::I64(ints) => {
+                        (!ints.iter().enumerate().all(|(i, &c)| c == i as i64))
+                            .then(|| ints.iter().map(i64::to_string).collect())
+                    }
+                    attrs::Data::Str(strings) => Some(strings),
+                    _ => return Err(ctx.err("the class labels are neither integers nor strings")),
+                };
+                self.set(ctx, 0, Sym::Label);
+            }
             ("" | "ai.onnx", "Mul" | "Add" | "Sub") => {
                 let element = match op {
                     "Mul" => ElementOp::Mul,
@@ -387,7 +561,7 @@ impl Walk {
                 | "LinearRegressor",
             ) => {
                 self.features(ctx, 0)?;
-                if self.built.is_some() {
+                if self.built.is_some() || self.net.is_some() {
                     return Err(ctx.err("is a second model in the graph; apr-lambda converts one"));
                 }
                 let n = self.n_features;
@@ -417,7 +591,7 @@ impl Walk {
                 self.set(ctx, 0, Sym::Scores);
             }
             ("ai.onnx.ml", "ZipMap") => {
-                if *self.sym(ctx, 0)? != Sym::Scores {
+                if !matches!(self.sym(ctx, 0)?, Sym::Scores | Sym::Net(_)) {
                     return Err(ctx.err("maps something other than the model's probabilities"));
                 }
                 self.set(ctx, 0, Sym::ScoreMaps);
@@ -445,12 +619,22 @@ impl Walk {
     }
 
     fn finish(self, graph: &proto::GraphProto) -> Result<Built, OnnxError> {
-        let mut built = self.built.ok_or_else(|| {
+        let net_len = self.net.as_ref().map(network::Network::len);
+        let built = match self.net {
+            Some(net) => {
+                let mut built = net.build()?;
+                built.labels = self.net_labels;
+                Some(built)
+            }
+            None => self.built,
+        };
+        let mut built = built.ok_or_else(|| {
             OnnxError::Graph(format!("holds no model operator; supported: {SUPPORTED}"))
         })?;
         for output in &graph.output {
             match self.values.get(&output.name) {
                 Some(Sym::Label | Sym::Scores | Sym::ScoreMaps) => {}
+                Some(Sym::Net(len)) if Some(*len) == net_len => {}
                 Some(_) | None => {
                     return Err(OnnxError::Graph(format!(
                         "output `{}` is not the model's label, probabilities or values",
