@@ -17,6 +17,11 @@ gives it). With --sklearn it also retrains the model from the same seed
     pip install -r scripts/onnx-requirements.txt
     python3 scripts/ort-trees-bench.py [--seconds 2] [--sklearn]
 
+The batch is also kept as tests/fixtures/onnx/bench/gb_bench_batch_1000x20.f32
+(1000 x 20 little-endian f32, written when absent, checked when present), so
+that `cargo bench -p apr-runtime --features onnx --bench trees` times the same
+rows.
+
 Run it in the same session as the Rust benchmark and compare there: the
 machines these figures come from are shared and noisy.
 """
@@ -94,6 +99,11 @@ def main() -> None:
     # The regenerated batch must be the one the fixture was made from.
     want = np.array(meta["inputs"], dtype=np.float32)
     assert np.array_equal(rows[: len(want)], want), "batch differs from the fixture's inputs"
+    # The Rust benchmark (apr-runtime/benches/trees.rs) reads the same rows.
+    batch_file = FIXTURE.parent / "gb_bench_batch_1000x20.f32"
+    if not batch_file.exists():
+        rows.astype("<f4").tofile(batch_file)
+    assert np.array_equal(np.fromfile(batch_file, dtype="<f4").reshape(rows.shape), rows)
 
     print(f"onnxruntime {ort.__version__}, {FIXTURE.name}: 100 trees, depth 6, 20 features, 1 thread")
     for label, data in (("as exported (ZipMap)", model.SerializeToString()), ("ZipMap dropped", without_zipmap(model))):

@@ -335,6 +335,412 @@ pub(super) struct Ensemble {
     n_columns: usize,
     /// The sum over trees of the longest walk.
     max_visits: usize,
+    /// The branch-free form of the trees, when every split compares with
+    /// `<=`, `<`, `>=` or `>` (every exporter's trees do).
+    compiled: Option<Compiled>,
+}
+
+/// Trees walked this many at a time, interleaved: independent walks keep
+/// the core busy while each waits on its loads.
+const LANES: usize = 8;
+
+/// One node of the branch-free form: every split is `x > threshold` ⇒
+/// `next[1]` (else `next[0]`), a NaN goes to `next[nan side]` (the top bit
+/// of `key`, the feature in the others), and a leaf loops to itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct FastNode {
+    key: u32,
+    threshold: f32,
+    next: [u32; 2],
+}
+
+/// The trees in branch-free form (same node indices as [`Ensemble`]'s).
+#[derive(Debug, Clone, PartialEq)]
+struct Compiled {
+    nodes: Vec<FastNode>,
+    /// Per group of [`LANES`] trees, in tree order, the most steps (edges)
+    /// any of them takes from root to leaf.
+    steps: Vec<u32>,
+    /// The same trees as complete binary trees of one depth, when they are
+    /// shallow enough.
+    perfect: Option<Perfect>,
+}
+
+/// The deepest trees laid out as complete binary trees: 2^10 leaves each.
+const MAX_PERFECT_DEPTH: u32 = 10;
+
+/// Every tree as a complete binary tree of depth `depth` in level order:
+/// split `p` has children `2p + 1` (`x <= threshold`) and `2p + 2`; a leaf
+/// shallower than `depth` fills every leaf slot below it, under splits that
+/// may go either way. No child pointers to load: a step is a load of
+/// (feature, threshold), a load of the feature and a compare. The trees
+/// are padded with always-left trees to a multiple of [`LANES`], so that
+/// every group of trees is walked the same way.
+#[derive(Debug, Clone, PartialEq)]
+struct Perfect {
+    depth: u32,
+    /// The real trees (the rest is padding).
+    n_trees: usize,
+    /// `(key, threshold)` per split, `2^depth − 1` per tree, node-major
+    /// within each group of [`LANES`] trees (split `p` of the group's tree
+    /// `l` at `p × LANES + l`); `key` as [`FastNode::key`].
+    splits: Vec<(u32, f32)>,
+    /// The original leaf node per leaf slot, `2^depth` per tree.
+    leaves: Vec<u32>,
+    /// Per leaf slot, the leaf's one weight, when every leaf has exactly
+    /// one weight and the model has one score column (boosted binary
+    /// classifiers, single-target regressors): the sum then reads one value
+    /// per tree.
+    values: Option<Vec<f32>>,
+}
+
+impl Perfect {
+    /// `None` when a tree is deeper than [`MAX_PERFECT_DEPTH`] or the layout
+    /// would hold more than 4 slots per original node.
+    fn new(fast: &[FastNode], roots: &[u32], depth: &[usize], n_features: usize) -> Option<Self> {
+        if n_features > ROW_WIDTH {
+            return None;
+        }
+        let d = roots
+            .iter()
+            .map(|&r| {
+                depth
+                    .get(r as usize)
+                    .copied()
+                    .unwrap_or(1)
+                    .saturating_sub(1)
+            })
+            .max()? as u32;
+        if d > MAX_PERFECT_DEPTH {
+            return None;
+        }
+        let n_splits = (1usize << d) - 1;
+        let n_leaves = 1usize << d;
+        let padded = roots.len().div_ceil(LANES) * LANES;
+        let total = padded.checked_mul(n_splits + n_leaves)?;
+        if total > fast.len().saturating_mul(4).max(1 << 16) {
+            return None;
+        }
+        // Padding trees: every split sends everything left (x > +inf is
+        // false, NaN included with side 0), to leaf slot 0.
+        let mut splits = vec![(0u32, f32::INFINITY); padded * n_splits];
+        let mut leaves = vec![0u32; padded * n_leaves];
+        for (t, &root) in roots.iter().enumerate() {
+            // Node-major within a group of LANES trees: split p of tree t
+            // is at group_base + p × LANES + (t mod LANES).
+            let (group_base, lane) = ((t / LANES) * LANES * n_splits, t % LANES);
+            let tree_leaves = leaves.get_mut(t * n_leaves..(t + 1) * n_leaves)?;
+            // (node, level-order position)
+            let mut stack = vec![(root, 0usize)];
+            while let Some((node, pos)) = stack.pop() {
+                let f = *fast.get(node as usize)?;
+                let is_leaf = f.next == [node; 2];
+                if pos >= n_splits {
+                    // The leaf level: a node here is a leaf (depth says so).
+                    *tree_leaves.get_mut(pos - n_splits)? = node;
+                } else if is_leaf {
+                    // Every leaf slot below `pos` is this leaf; the splits
+                    // above them keep their filler (any way is right).
+                    let mut first = pos;
+                    let mut last = pos;
+                    while first < n_splits {
+                        first = 2 * first + 1;
+                        last = 2 * last + 2;
+                    }
+                    tree_leaves
+                        .get_mut(first - n_splits..=last - n_splits)?
+                        .fill(node);
+                } else {
+                    *splits.get_mut(group_base + pos * LANES + lane)? = (f.key, f.threshold);
+                    stack.push((f.next[0], 2 * pos + 1));
+                    stack.push((f.next[1], 2 * pos + 2));
+                }
+            }
+        }
+        Some(Perfect {
+            depth: d,
+            n_trees: roots.len(),
+            splits,
+            leaves,
+            values: None,
+        })
+    }
+
+    fn n_splits(&self) -> usize {
+        (1usize << self.depth) - 1
+    }
+
+    /// The leaf slots (`tree × 2^depth + leaf`) `row` reaches in the
+    /// [`LANES`] trees of group `group`. `row` is the features copied into
+    /// a [`ROW_WIDTH`] array, so that a feature read needs no bounds check
+    /// (keys are below the feature count, itself at most `ROW_WIDTH`).
+    /// `NAN` says whether the row may hold NaN (else the missing-value side
+    /// is not looked at).
+    #[inline(always)]
+    fn walk<const NAN: bool>(
+        &self,
+        group: usize,
+        row: &[f32; ROW_WIDTH],
+        slots: &mut [u32; LANES],
+    ) {
+        let n_splits = self.n_splits();
+        let splits = self
+            .splits
+            .get(group * LANES * n_splits..(group + 1) * LANES * n_splits)
+            .unwrap_or_default();
+        let mut pos = [0u32; LANES];
+        if !splits.is_empty() {
+            for _ in 0..self.depth {
+                for (lane, p) in pos.iter_mut().enumerate() {
+                    // In bounds for any input: after j < depth steps a
+                    // position is below 2^j − 1 + 2^j ≤ n_splits.
+                    let (key, threshold) = splits[*p as usize * LANES + lane];
+                    *p = step::<NAN, ROW_WIDTH>(key, threshold, row, 0, *p);
+                }
+            }
+        }
+        let base = group * LANES * (n_splits + 1);
+        for (lane, (slot, p)) in slots.iter_mut().zip(&pos).enumerate() {
+            *slot = (base + lane * (n_splits + 1) + (*p as usize - n_splits)) as u32;
+        }
+    }
+
+    /// Tree `tree`'s leaf slot for each of the [`LANES`] rows of `block`
+    /// (row `r` at `r × ROW_WIDTH`), walked together.
+    #[inline(always)]
+    fn walk_rows<const NAN: bool>(
+        &self,
+        tree: usize,
+        block: &[f32; LANES * ROW_WIDTH],
+        slots: &mut [u32; LANES],
+    ) {
+        let n_splits = self.n_splits();
+        let (group, lane) = (tree / LANES, tree % LANES);
+        let splits = self
+            .splits
+            .get(group * LANES * n_splits + lane..(group + 1) * LANES * n_splits)
+            .unwrap_or_default();
+        let mut pos = [0u32; LANES];
+        if !splits.is_empty() {
+            for _ in 0..self.depth {
+                for (r, p) in pos.iter_mut().enumerate() {
+                    // In bounds for any input, as in `walk`.
+                    let (key, threshold) = splits[*p as usize * LANES];
+                    *p = step::<NAN, { LANES * ROW_WIDTH }>(
+                        key,
+                        threshold,
+                        block,
+                        r * ROW_WIDTH,
+                        *p,
+                    );
+                }
+            }
+        }
+        let base = tree * (n_splits + 1);
+        for (slot, p) in slots.iter_mut().zip(&pos) {
+            *slot = (base + (*p as usize - n_splits)) as u32;
+        }
+    }
+
+    /// One row's single-column aggregate over every tree, in tree order.
+    fn sum_row(&self, values: &[f32], aggregate: Aggregate, init: f32, row: &[f32]) -> f32 {
+        let any_nan = row.iter().fold(false, |any, x| any | x.is_nan());
+        let row = padded_row(row);
+        let mut acc = init;
+        let mut slots = [0u32; LANES];
+        for group in 0..self.n_trees.div_ceil(LANES) {
+            if any_nan {
+                self.walk::<true>(group, &row, &mut slots);
+            } else {
+                self.walk::<false>(group, &row, &mut slots);
+            }
+            let n = (self.n_trees - group * LANES).min(LANES);
+            for &slot in &slots[..n] {
+                acc = combine(
+                    aggregate,
+                    acc,
+                    values.get(slot as usize).copied().unwrap_or(0.0),
+                );
+            }
+        }
+        acc
+    }
+
+    /// [`Perfect::sum_row`] for `n ≤ LANES` rows of `block` at once, tree by
+    /// tree: each tree's splits stay in L1 while the rows walk it. Each
+    /// row's sum is still in tree order, bit-identical to `sum_row`.
+    #[allow(clippy::too_many_arguments)]
+    fn sum_rows(
+        &self,
+        values: &[f32],
+        aggregate: Aggregate,
+        init: f32,
+        block: &[f32],
+        nf: usize,
+        n: usize,
+        sums: &mut [f32; LANES],
+    ) {
+        // Each row at a ROW_WIDTH stride; a short block's unused lanes walk
+        // zeros (their sums are not used).
+        let mut rows = [0.0f32; LANES * ROW_WIDTH];
+        for (r, row) in block.chunks_exact(nf.max(1)).take(n.min(LANES)).enumerate() {
+            if let Some(dst) = rows.get_mut(r * ROW_WIDTH..r * ROW_WIDTH + row.len()) {
+                dst.copy_from_slice(row);
+            }
+        }
+        let any_nan = block.iter().fold(false, |any, x| any | x.is_nan());
+        *sums = [init; LANES];
+        let mut slots = [0u32; LANES];
+        for tree in 0..self.n_trees {
+            if any_nan {
+                self.walk_rows::<true>(tree, &rows, &mut slots);
+            } else {
+                self.walk_rows::<false>(tree, &rows, &mut slots);
+            }
+            for (sum, &slot) in sums.iter_mut().zip(&slots) {
+                *sum = combine(
+                    aggregate,
+                    *sum,
+                    values.get(slot as usize).copied().unwrap_or(0.0),
+                );
+            }
+        }
+    }
+}
+
+/// The most features the complete-tree walk takes: a row is copied into a
+/// `ROW_WIDTH` array, whose reads need no bounds check.
+const ROW_WIDTH: usize = 256;
+
+/// `row` in a [`ROW_WIDTH`] array (the rest zeros).
+fn padded_row(row: &[f32]) -> [f32; ROW_WIDTH] {
+    let mut out = [0.0f32; ROW_WIDTH];
+    let n = row.len().min(ROW_WIDTH);
+    out[..n].copy_from_slice(&row[..n]);
+    out
+}
+
+/// One step down a complete tree from position `p`: reads feature `key` of
+/// the row at `offset` in `rows` (masked into the array: keys are below
+/// [`ROW_WIDTH`]), goes right when it is above `threshold` or is a NaN whose
+/// side (the key's top bit) is right.
+#[inline(always)]
+fn step<const NAN: bool, const N: usize>(
+    key: u32,
+    threshold: f32,
+    rows: &[f32; N],
+    offset: usize,
+    p: u32,
+) -> u32 {
+    let x = rows[(offset + (key & (ROW_WIDTH as u32 - 1)) as usize) % N];
+    let mut side = u32::from(x > threshold);
+    if NAN {
+        side |= u32::from(x.is_nan()) & (key >> 31);
+    }
+    2 * p + 1 + side
+}
+
+/// One tree's weight `w` folded into the score `a`.
+#[inline(always)]
+fn combine(aggregate: Aggregate, a: f32, w: f32) -> f32 {
+    match aggregate {
+        Aggregate::Sum | Aggregate::Average => a + w,
+        Aggregate::Min => a.min(w),
+        Aggregate::Max => a.max(w),
+    }
+}
+
+/// The largest `f32` below `t` (for finite `t`): `x < t` is `x <= next_down(t)`.
+fn next_down(t: f32) -> f32 {
+    if t == 0.0 {
+        -f32::from_bits(1)
+    } else if t > 0.0 {
+        f32::from_bits(t.to_bits() - 1)
+    } else {
+        f32::from_bits(t.to_bits() + 1)
+    }
+}
+
+impl Compiled {
+    /// The branch-free form of `nodes`, or `None` when a split compares
+    /// with `==` or `!=`.
+    fn new(nodes: &[Node], roots: &[u32], depth: &[usize], n_features: usize) -> Option<Self> {
+        let mut fast = Vec::with_capacity(nodes.len());
+        for (i, node) in nodes.iter().enumerate() {
+            if node.is_leaf() {
+                fast.push(FastNode {
+                    key: 0,
+                    threshold: 0.0,
+                    next: [i as u32; 2],
+                });
+                continue;
+            }
+            let mode = node.mode();
+            let missing = mode & MISSING_TRUE != 0;
+            let [yes, no] = node.next;
+            let t = node.threshold;
+            // (threshold, [child when x <= threshold, child when x > threshold],
+            //  side of the true child)
+            let (threshold, next, true_side) = match mode & 0x7F {
+                0 => (t, [yes, no], 0),            // x <= t
+                1 => (next_down(t), [yes, no], 0), // x < t
+                2 => (next_down(t), [no, yes], 1), // x >= t
+                3 => (t, [no, yes], 1),            // x > t
+                _ => return None,
+            };
+            // A NaN goes to the true child only when the node says so.
+            let nan_side: u32 = if missing { true_side } else { 1 - true_side };
+            fast.push(FastNode {
+                key: node.feature() as u32 | (nan_side << 31),
+                threshold,
+                next,
+            });
+        }
+        let steps = roots
+            .chunks(LANES)
+            .map(|group| {
+                group
+                    .iter()
+                    .map(|&r| {
+                        depth
+                            .get(r as usize)
+                            .copied()
+                            .unwrap_or(1)
+                            .saturating_sub(1)
+                    })
+                    .max()
+                    .unwrap_or(0) as u32
+            })
+            .collect();
+        let perfect = Perfect::new(&fast, roots, depth, n_features);
+        Some(Compiled {
+            nodes: fast,
+            steps,
+            perfect,
+        })
+    }
+
+    /// Walks the trees `roots` (at most [`LANES`]) for `steps` steps: the
+    /// leaves `row` reaches, into `leaves`.
+    #[inline]
+    fn walk(&self, roots: &[u32], steps: u32, row: &[f32], leaves: &mut [u32; LANES]) {
+        *leaves = [roots.first().copied().unwrap_or(0); LANES];
+        leaves[..roots.len()].copy_from_slice(roots);
+        for _ in 0..steps {
+            for lane in leaves.iter_mut() {
+                let Some(node) = self.nodes.get(*lane as usize) else {
+                    continue;
+                };
+                let x = row
+                    .get((node.key & 0x7FFF_FFFF) as usize)
+                    .copied()
+                    .unwrap_or(f32::NAN);
+                let side = usize::from(x > node.threshold)
+                    | ((x.is_nan() as usize) & (node.key >> 31) as usize);
+                *lane = node.next[side & 1];
+            }
+        }
+    }
 }
 
 /// Reads a `[len]` tensor of `dtype` as integers.
@@ -590,6 +996,31 @@ impl Ensemble {
             }
         }
         let max_visits = roots.iter().map(|&r| depth[r as usize]).sum();
+        let mut compiled = Compiled::new(&nodes, &roots, &depth, n_features);
+        if let Some(p) = compiled
+            .as_mut()
+            .and_then(|c| c.perfect.as_mut())
+            .filter(|_| n_columns == 1)
+        {
+            let one_weight = |node: u32| -> Option<f32> {
+                let [start, end] = nodes.get(node as usize)?.next;
+                (end == start + 1).then(|| weights.get(start as usize).map(|w| w.value))?
+            };
+            // Padding trees' slots add nothing (they are never summed).
+            let real = p.n_trees * (p.n_splits() + 1);
+            p.values = p
+                .leaves
+                .iter()
+                .enumerate()
+                .map(|(slot, &leaf)| {
+                    if slot < real {
+                        one_weight(leaf)
+                    } else {
+                        Some(0.0)
+                    }
+                })
+                .collect();
+        }
         Ok(Ensemble {
             nodes,
             roots,
@@ -601,6 +1032,7 @@ impl Ensemble {
             n_features,
             n_columns,
             max_visits,
+            compiled,
         })
     }
 
@@ -653,16 +1085,15 @@ impl Ensemble {
     /// The aggregated scores of `row` (base values added) into `scores`
     /// (`n_columns` values).
     fn scores(&self, row: &[f32], scores: &mut [f32]) -> Result<(), PredictError> {
-        let (init, combine): (f32, fn(f32, f32) -> f32) = match self.aggregate {
-            Aggregate::Sum | Aggregate::Average => (0.0, |a, w| a + w),
+        let aggregate = self.aggregate;
+        scores.fill(match aggregate {
+            Aggregate::Sum | Aggregate::Average => 0.0,
             // ±∞ marks "no tree gave this column a weight" (weights are finite).
-            Aggregate::Min => (f32::INFINITY, f32::min),
-            Aggregate::Max => (f32::NEG_INFINITY, f32::max),
-        };
-        scores.fill(init);
+            Aggregate::Min => f32::INFINITY,
+            Aggregate::Max => f32::NEG_INFINITY,
+        });
         let single = self.n_columns == 1;
-        for &root in &self.roots {
-            let leaf = self.leaf(root, row)?;
+        let mut add = |leaf: Node| {
             let [start, end] = leaf.next;
             let weights = self
                 .weights
@@ -671,16 +1102,84 @@ impl Ensemble {
             if single {
                 // onnxruntime reads only a one-column leaf's first weight.
                 if let (Some(w), Some(s)) = (weights.first(), scores.first_mut()) {
-                    *s = combine(*s, w.value);
+                    *s = combine(aggregate, *s, w.value);
                 }
             } else {
                 for w in weights {
                     if let Some(s) = scores.get_mut(w.column as usize) {
-                        *s = combine(*s, w.value);
+                        *s = combine(aggregate, *s, w.value);
                     }
                 }
             }
+        };
+        if let Some((p, values)) = self.one_column_sums() {
+            if let Some(s) = scores.first_mut() {
+                *s = p.sum_row(values, aggregate, *s, row);
+            }
+            self.finish_scores(scores);
+            return Ok(());
         }
+        if let Some(compiled) = &self.compiled {
+            let mut leaves = [0u32; LANES];
+            let any_nan = row.iter().fold(false, |any, x| any | x.is_nan());
+            let padded = padded_row(row);
+            for (group, (roots, &steps)) in
+                self.roots.chunks(LANES).zip(&compiled.steps).enumerate()
+            {
+                let n = roots.len();
+                match &compiled.perfect {
+                    Some(p) => {
+                        if any_nan {
+                            p.walk::<true>(group, &padded, &mut leaves);
+                        } else {
+                            p.walk::<false>(group, &padded, &mut leaves);
+                        }
+                        for slot in &mut leaves[..n] {
+                            *slot = p.leaves.get(*slot as usize).copied().unwrap_or(u32::MAX);
+                        }
+                    }
+                    None => compiled.walk(roots, steps, row, &mut leaves),
+                }
+                // Tree order: the same sum as one tree at a time.
+                for &leaf in &leaves[..n] {
+                    match self.nodes.get(leaf as usize) {
+                        Some(&node) if node.is_leaf() => add(node),
+                        _ => {
+                            return Err(PredictError::TreeWalk {
+                                node: leaf as usize,
+                            })
+                        }
+                    }
+                }
+            }
+            self.finish_scores(scores);
+            return Ok(());
+        }
+        for &root in &self.roots {
+            add(self.leaf(root, row)?);
+        }
+        self.finish_scores(scores);
+        Ok(())
+    }
+
+    /// The perfect layout and its leaf values, when one column's sum is all
+    /// a row needs.
+    fn one_column_sums(&self) -> Option<(&Perfect, &[f32])> {
+        let p = self.compiled.as_ref()?.perfect.as_ref()?;
+        Some((p, p.values.as_deref()?))
+    }
+
+    /// A score before any tree: 0, or ±∞ for MIN / MAX ("no weight yet").
+    fn scores_init(&self) -> f32 {
+        match self.aggregate {
+            Aggregate::Sum | Aggregate::Average => 0.0,
+            Aggregate::Min => f32::INFINITY,
+            Aggregate::Max => f32::NEG_INFINITY,
+        }
+    }
+
+    /// Averages and base values.
+    fn finish_scores(&self, scores: &mut [f32]) {
         let n_trees = self.roots.len() as f32;
         for (i, s) in scores.iter_mut().enumerate() {
             let base = self.base_values.get(i).copied().unwrap_or(0.0);
@@ -696,14 +1195,28 @@ impl Ensemble {
                 }
             };
         }
-        Ok(())
     }
 
     /// Predicts one row into `out` (`n_outputs` values); returns the class.
     fn predict_into(&self, row: &[f32], out: &mut [f32]) -> Result<Option<usize>, PredictError> {
         match self.task {
-            Task::Regression => {
+            Task::Binary(_) => {
+                let mut score = [0.0f32];
+                self.scores(row, &mut score)?;
+                Ok(self.finalize(score[0], out))
+            }
+            _ => {
                 self.scores(row, out)?;
+                Ok(self.finalize_columns(out))
+            }
+        }
+    }
+
+    /// The answer from aggregated scores (`n_columns` values, base values
+    /// added) in `out`: the post-transform, and the class.
+    fn finalize_columns(&self, out: &mut [f32]) -> Option<usize> {
+        match self.task {
+            Task::Regression => {
                 if self.n_columns == 1 {
                     // onnxruntime applies only PROBIT to a single target.
                     if self.post_transform == PostTransform::Probit {
@@ -712,35 +1225,44 @@ impl Ensemble {
                 } else {
                     self.post_transform.apply(out);
                 }
-                Ok(None)
+                None
             }
             Task::Classes => {
-                self.scores(row, out)?;
                 let class = super::output::argmax(out);
                 self.post_transform.apply(out);
-                Ok(Some(class))
+                Some(class)
             }
-            Task::Binary(rule) => {
-                let mut score = [0.0f32];
-                self.scores(row, &mut score)?;
-                let s = score[0];
-                let (class, pair) = match rule {
-                    BinaryScore::OneMinus => (usize::from(s > 0.5), [1.0 - s, s]),
-                    BinaryScore::Margin => {
-                        let pair = if self.post_transform == PostTransform::Logistic {
-                            [logistic(-s), logistic(s)]
-                        } else {
-                            [-s, s]
-                        };
-                        (usize::from(s > 0.0), pair)
-                    }
-                };
-                if let Some(out) = out.get_mut(..2) {
-                    out.copy_from_slice(&pair);
-                }
-                Ok(Some(class))
+            Task::Binary(_) => {
+                let s = out.first().copied().unwrap_or(0.0);
+                self.finalize(s, out)
             }
         }
+    }
+
+    /// The answer from one aggregated score `s` (base value added) into
+    /// `out` (`n_outputs` values).
+    fn finalize(&self, s: f32, out: &mut [f32]) -> Option<usize> {
+        let Task::Binary(rule) = self.task else {
+            if let Some(first) = out.first_mut() {
+                *first = s;
+            }
+            return self.finalize_columns(out);
+        };
+        let (class, pair) = match rule {
+            BinaryScore::OneMinus => (usize::from(s > 0.5), [1.0 - s, s]),
+            BinaryScore::Margin => {
+                let pair = if self.post_transform == PostTransform::Logistic {
+                    [logistic(-s), logistic(s)]
+                } else {
+                    [-s, s]
+                };
+                (usize::from(s > 0.0), pair)
+            }
+        };
+        if let Some(out) = out.get_mut(..2) {
+            out.copy_from_slice(&pair);
+        }
+        Some(class)
     }
 
     pub(super) fn predict<'s>(
@@ -774,20 +1296,61 @@ impl Ensemble {
 
     /// The rows of `rows` into `out` (see [`Ensemble::layout`]).
     pub(super) fn predict_rows(&self, rows: &[f32], out: RowsOut<'_>) -> Result<(), PredictError> {
-        let width = self.n_outputs();
-        let n_rows = out.outputs.len() / width.max(1);
-        for (i, outputs) in out.outputs.chunks_exact_mut(width.max(1)).enumerate() {
-            let row = rows
-                .get(i * self.n_features..(i + 1) * self.n_features)
-                .unwrap_or_default();
+        let width = self.n_outputs().max(1);
+        let nf = self.n_features;
+        if let Some((p, values)) = self.one_column_sums() {
+            // Tree-major over blocks of rows: each tree's splits stay in L1
+            // while LANES rows walk it; each row still sums in tree order.
+            let mut block_start = 0;
+            for (outputs, classes) in out
+                .outputs
+                .chunks_mut(width * LANES)
+                .zip(chunks_or_empty(out.classes, LANES))
+            {
+                let n = outputs.len() / width;
+                let block = rows
+                    .get(block_start * nf..(block_start + n) * nf)
+                    .unwrap_or_default();
+                let mut sums = [0.0f32; LANES];
+                p.sum_rows(
+                    values,
+                    self.aggregate,
+                    self.scores_init(),
+                    block,
+                    nf,
+                    n,
+                    &mut sums,
+                );
+                for (r, row_out) in outputs.chunks_exact_mut(width).enumerate() {
+                    let mut score = [sums[r]];
+                    self.finish_scores(&mut score);
+                    let class = self.finalize(score[0], row_out);
+                    if let (Some(class), Some(slot)) = (class, classes.get_mut(r)) {
+                        *slot = class;
+                    }
+                }
+                block_start += n;
+            }
+            return Ok(());
+        }
+        for (i, outputs) in out.outputs.chunks_exact_mut(width).enumerate() {
+            let row = rows.get(i * nf..(i + 1) * nf).unwrap_or_default();
             let class = self.predict_into(row, outputs)?;
             if let (Some(class), Some(slot)) = (class, out.classes.get_mut(i)) {
                 *slot = class;
             }
         }
-        debug_assert!(n_rows * width == out.outputs.len());
         Ok(())
     }
+}
+
+/// `LANES`-row chunks of a batch's classes, or empty chunks forever when the
+/// batch has none.
+fn chunks_or_empty(classes: &mut [usize], n: usize) -> impl Iterator<Item = &mut [usize]> {
+    let empty = classes.is_empty();
+    classes
+        .chunks_mut(n)
+        .chain(std::iter::repeat_with(|| &mut [][..]).take_while(move |_| empty))
 }
 
 #[cfg(test)]
