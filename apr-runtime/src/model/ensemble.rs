@@ -505,40 +505,47 @@ impl Perfect {
         }
     }
 
-    /// Tree `tree`'s leaf slot for each of the [`LANES`] rows of `block`
-    /// (row `r` at `r × ROW_WIDTH`), walked together.
+    /// The leaf slots of trees `first..first + T` for each of the [`LANES`]
+    /// rows of `block` (row `r` at `r × ROW_WIDTH`), walked together: `T ×
+    /// LANES` independent walks. `first + T` must not pass the padded tree
+    /// count (a multiple of `LANES`; `T` divides it).
     #[inline(always)]
-    fn walk_rows<const NAN: bool>(
+    fn walk_rows<const NAN: bool, const T: usize>(
         &self,
-        tree: usize,
+        first: usize,
         block: &[f32; LANES * ROW_WIDTH],
-        slots: &mut [u32; LANES],
+        slots: &mut [[u32; LANES]; T],
     ) {
         let n_splits = self.n_splits();
-        let (group, lane) = (tree / LANES, tree % LANES);
+        let (group, lane) = (first / LANES, first % LANES);
         let splits = self
             .splits
             .get(group * LANES * n_splits + lane..(group + 1) * LANES * n_splits)
             .unwrap_or_default();
-        let mut pos = [0u32; LANES];
+        let mut pos = [[0u32; LANES]; T];
         if !splits.is_empty() {
             for _ in 0..self.depth {
-                for (r, p) in pos.iter_mut().enumerate() {
-                    // In bounds for any input, as in `walk`.
-                    let (key, threshold) = splits[*p as usize * LANES];
-                    *p = step::<NAN, { LANES * ROW_WIDTH }>(
-                        key,
-                        threshold,
-                        block,
-                        r * ROW_WIDTH,
-                        *p,
-                    );
+                for (t, tree_pos) in pos.iter_mut().enumerate() {
+                    for (r, p) in tree_pos.iter_mut().enumerate() {
+                        // In bounds for any input, as in `walk` (tree
+                        // `first + t` is in this group: T divides LANES).
+                        let (key, threshold) = splits[*p as usize * LANES + t];
+                        *p = step::<NAN, { LANES * ROW_WIDTH }>(
+                            key,
+                            threshold,
+                            block,
+                            r * ROW_WIDTH,
+                            *p,
+                        );
+                    }
                 }
             }
         }
-        let base = tree * (n_splits + 1);
-        for (slot, p) in slots.iter_mut().zip(&pos) {
-            *slot = (base + (*p as usize - n_splits)) as u32;
+        for (t, (tree_slots, tree_pos)) in slots.iter_mut().zip(&pos).enumerate() {
+            let base = (first + t) * (n_splits + 1);
+            for (slot, p) in tree_slots.iter_mut().zip(tree_pos) {
+                *slot = (base + (*p as usize - n_splits)) as u32;
+            }
         }
     }
 
@@ -590,19 +597,25 @@ impl Perfect {
         }
         let any_nan = block.iter().fold(false, |any, x| any | x.is_nan());
         *sums = [init; LANES];
-        let mut slots = [0u32; LANES];
-        for tree in 0..self.n_trees {
+        // Two trees at a time (16 walks in flight); the padding makes the
+        // tree count a multiple of LANES, so of 2.
+        const T: usize = 2;
+        let mut slots = [[0u32; LANES]; T];
+        for first in (0..self.n_trees).step_by(T) {
             if any_nan {
-                self.walk_rows::<true>(tree, &rows, &mut slots);
+                self.walk_rows::<true, T>(first, &rows, &mut slots);
             } else {
-                self.walk_rows::<false>(tree, &rows, &mut slots);
+                self.walk_rows::<false, T>(first, &rows, &mut slots);
             }
-            for (sum, &slot) in sums.iter_mut().zip(&slots) {
-                *sum = combine(
-                    aggregate,
-                    *sum,
-                    values.get(slot as usize).copied().unwrap_or(0.0),
-                );
+            // Tree order within each row; a padding tree adds nothing.
+            for tree_slots in slots.iter().take(self.n_trees - first) {
+                for (sum, &slot) in sums.iter_mut().zip(tree_slots) {
+                    *sum = combine(
+                        aggregate,
+                        *sum,
+                        values.get(slot as usize).copied().unwrap_or(0.0),
+                    );
+                }
             }
         }
     }
