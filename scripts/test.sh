@@ -52,4 +52,22 @@ APR_E2E_BOOTSTRAP="$PWD/target/debian/lambda/iris/bootstrap" \
 APR_E2E_RUNNER=qemu-aarch64-static \
   cargo test --all-features --test e2e_concurrency -- --ignored --nocapture external_bootstrap_managed_instances
 
+step "arm64 Lambda from ONNX: the converter stays out of the bootstrap, which does not grow"
+bash scripts/build-arm64.sh iris_onnx
+iris_bytes=$(stat -c %s target/debian/lambda/iris/bootstrap)
+onnx_bytes=$(stat -c %s target/debian/lambda/iris_onnx/bootstrap)
+echo "bootstrap: iris (.apr) $iris_bytes bytes; iris_onnx (.onnx, converted while compiling) $onnx_bytes bytes"
+if grep -q -a "ModelProto" target/debian/lambda/iris_onnx/bootstrap; then
+  echo "the ONNX decoder reached the Lambda binary" >&2
+  exit 1
+fi
+if [ "$onnx_bytes" -gt $((iris_bytes + 16384)) ]; then
+  echo "the ONNX example's bootstrap is more than 16 KiB larger than iris's" >&2
+  exit 1
+fi
+APR_E2E_BOOTSTRAP="$PWD/target/debian/lambda/iris_onnx/bootstrap" \
+APR_E2E_RUNNER=qemu-aarch64-static \
+APR_E2E_EXPECT_KERNELS=neon \
+  cargo test --all-features --test e2e -- --ignored --nocapture external_bootstrap
+
 step "all green"

@@ -188,7 +188,9 @@ fn convert_onnx(bytes: &[u8]) -> Result<Vec<u8>, String> {
         .bytes;
     if converted.len() > MAX_CONVERTED_V1_LEN {
         return Err(format!(
-            "this ONNX model converts to {} bytes, more than the {MAX_CONVERTED_V1_LEN} bytes              the macro converts while compiling; convert it once with              `apr-lambda convert IN OUT` and point `model` at the .apr file",
+            "this ONNX model converts to {} bytes, more than the {MAX_CONVERTED_V1_LEN} bytes \
+             the macro converts while compiling; convert it once with \
+             `apr-lambda convert IN OUT` and point `model` at the .apr file",
             converted.len()
         ));
     }

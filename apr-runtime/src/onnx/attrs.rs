@@ -89,9 +89,9 @@ impl<'n> NodeCtx<'n> {
             .map(|a| a.ints.as_slice()))
     }
 
-    /// A FLOATS attribute, or its `{name}_as_tensor` form (float or double
-    /// values; doubles must be exact in `f32`, since onnxruntime refuses a
-    /// double tensor beside float inputs).
+    /// A FLOATS attribute, or its `{name}_as_tensor` form (float values;
+    /// doubles are refused, as onnxruntime refuses a double tensor beside
+    /// float inputs).
     pub(super) fn floats(&self, name: &str) -> Result<Option<Vec<f32>>, OnnxError> {
         if let Some(a) = self.attr(name, at::FLOATS, "FLOATS")? {
             return Ok(Some(a.floats.clone()));
@@ -282,8 +282,8 @@ impl Constant {
         Ok(Constant { dims, data })
     }
 
-    /// The values as `f32` (doubles rounded, integers converted), for a
-    /// float operand.
+    /// The values as `f32` (doubles rounded), for a float operand; `None`
+    /// for integers and strings.
     pub(super) fn as_f32(&self) -> Option<Vec<f32>> {
         match &self.data {
             Data::F32(v) => Some(v.clone()),

@@ -41,7 +41,7 @@ use proto::{data_type, ModelProto};
 /// The operators the converter reads, for error messages.
 const SUPPORTED: &str = "ai.onnx.ml TreeEnsembleClassifier, TreeEnsembleRegressor, \
     LinearClassifier, LinearRegressor, Scaler, Normalizer (L1, after a classifier), ZipMap, \
-    ArrayFeatureExtractor (labels of an ArgMax); ai.onnx MatMul, Gemm, Add (bias), Relu, Sigmoid, \
+    ArrayFeatureExtractor (labels of an ArgMax); ai.onnx Constant, MatMul, Gemm, Add (bias), Relu, Sigmoid, \
     Tanh, LeakyRelu, Softmax, LogSoftmax, ArgMax, Concat/Sub ([1 - p, p]), Cast, Identity, \
     Flatten, Reshape (of outputs), Mul/Add/Sub by a constant per feature";
 
@@ -91,7 +91,12 @@ pub fn convert(bytes: &[u8]) -> Result<Converted, OnnxError> {
         .collect();
     let mut walk = Walk::new(graph)?;
     for (index, node) in graph.node.iter().enumerate() {
-        let opset = opsets.get(node.domain.as_str()).copied().unwrap_or(0);
+        let domain = if node.domain == "ai.onnx" {
+            ""
+        } else {
+            node.domain.as_str()
+        };
+        let opset = opsets.get(domain).copied().unwrap_or(0);
         walk.node(&NodeCtx { node, index, opset })?;
     }
     let built = walk.finish(graph)?;

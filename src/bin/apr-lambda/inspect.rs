@@ -55,6 +55,8 @@ fn hex32(value: u32) -> String {
 fn at_load(dtype: DType) -> &'static str {
     match dtype {
         DType::F32 => "used in place",
+        // Tree-ensemble structure (node features, modes, children, flags).
+        DType::I32 | DType::I64 | DType::U8 | DType::I8 => "read as integers at load",
         _ => "dequantized to f32 at load",
     }
 }

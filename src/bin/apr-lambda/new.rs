@@ -44,6 +44,13 @@ enum Dependency {
 pub(crate) fn run(dir: &Path, model_path: &Path, facade: Option<&Path>) -> Result<(), Failure> {
     // Everything is checked before anything is written.
     let bytes = read_model_file(model_path)?;
+    // An ONNX model is converted here, once: the crate embeds the .apr.
+    let from_onnx = crate::is_onnx(model_path);
+    let bytes = if from_onnx {
+        crate::convert_onnx(model_path, &bytes)?
+    } else {
+        bytes
+    };
     let info = validate(&bytes).map_err(|rule| Failure::input(model_error(model_path, &rule)))?;
     let dependency = match facade {
         Some(path) => Dependency::Path(facade_dir(path)?),
@@ -87,6 +94,8 @@ pub(crate) fn run(dir: &Path, model_path: &Path, facade: Option<&Path>) -> Resul
         plural(info.n_outputs),
         if info.v1 {
             "; a v1 file, converted while the crate compiles"
+        } else if from_onnx {
+            "; converted from ONNX to models/model.apr"
         } else {
             ""
         }
