@@ -1368,7 +1368,262 @@ fn chunks_or_empty(classes: &mut [usize], n: usize) -> impl Iterator<Item = &mut
 
 #[cfg(test)]
 mod tests {
+    use super::super::ModelFamily;
     use super::*;
+    use crate::format::{AprFile, AprWriter};
+
+    /// A deterministic pseudo-random sequence (xorshift).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// Values thresholds and features are drawn from, so that ties happen.
+    const GRID: [f32; 7] = [-2.0, -0.5, 0.0, 0.25, 1.0, 1.5, 3.0];
+
+    /// The tensors of an ensemble being generated.
+    #[derive(Default)]
+    struct Arrays {
+        feature: Vec<i32>,
+        mode: Vec<u8>,
+        threshold: Vec<f32>,
+        yes: Vec<i32>,
+        no: Vec<i32>,
+        missing: Vec<u8>,
+        offsets: Vec<i32>,
+        targets: Vec<i32>,
+        weights: Vec<f32>,
+    }
+
+    impl Arrays {
+        /// A random subtree in pre-order; returns its root.
+        fn grow(
+            &mut self,
+            rng: &mut Rng,
+            depth: u32,
+            max_depth: u32,
+            modes: &[NodeMode],
+            columns: usize,
+        ) -> usize {
+            let at = self.feature.len();
+            self.offsets.push(self.targets.len() as i32);
+            if depth == max_depth || (depth > 0 && rng.below(4) == 0) {
+                self.feature.push(0);
+                self.mode.push(NodeMode::Leaf as u8);
+                self.threshold.push(0.0);
+                self.yes.push(0);
+                self.no.push(0);
+                self.missing.push(0);
+                for c in 0..columns {
+                    if columns == 1 || rng.below(2) == 0 {
+                        self.targets.push(c as i32);
+                        self.weights
+                            .push(GRID[rng.below(7) as usize] * 0.37 + c as f32);
+                    }
+                }
+                return at;
+            }
+            self.feature.push(rng.below(5) as i32);
+            self.mode
+                .push(modes[rng.below(modes.len() as u64) as usize] as u8);
+            self.threshold.push(GRID[rng.below(7) as usize]);
+            self.yes.push(0);
+            self.no.push(0);
+            self.missing.push(rng.below(2) as u8);
+            let yes = self.grow(rng, depth + 1, max_depth, modes, columns);
+            let no = self.grow(rng, depth + 1, max_depth, modes, columns);
+            self.yes[at] = yes as i32;
+            self.no[at] = no as i32;
+            at
+        }
+    }
+
+    /// Random trees over 5 features: `modes` picks each split's mode.
+    fn random_ensemble(
+        rng: &mut Rng,
+        n_trees: usize,
+        max_depth: u32,
+        modes: &[NodeMode],
+        columns: usize,
+    ) -> Vec<u8> {
+        let mut a = Arrays::default();
+        let roots: Vec<i32> = (0..n_trees)
+            .map(|_| a.grow(rng, 0, max_depth, modes, columns) as i32)
+            .collect();
+        a.offsets.push(a.targets.len() as i32);
+        let i32s = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let mut w = AprWriter::new();
+        w.model_type(MODEL_TYPE);
+        w.metadata("n_features", serde_json::json!(5));
+        w.metadata("n_targets", serde_json::json!(columns));
+        let n = a.feature.len();
+        w.add_tensor("tree_roots", DType::I32, &[roots.len()], i32s(&roots))
+            .unwrap();
+        w.add_tensor("nodes_feature", DType::I32, &[n], i32s(&a.feature))
+            .unwrap();
+        w.add_tensor("nodes_mode", DType::U8, &[n], a.mode).unwrap();
+        w.add_f32("nodes_threshold", &[n], &a.threshold).unwrap();
+        w.add_tensor("nodes_true", DType::I32, &[n], i32s(&a.yes))
+            .unwrap();
+        w.add_tensor("nodes_false", DType::I32, &[n], i32s(&a.no))
+            .unwrap();
+        w.add_tensor("nodes_missing_true", DType::U8, &[n], a.missing)
+            .unwrap();
+        w.add_tensor("leaf_offsets", DType::I32, &[n + 1], i32s(&a.offsets))
+            .unwrap();
+        w.add_tensor(
+            "leaf_targets",
+            DType::I32,
+            &[a.targets.len()],
+            i32s(&a.targets),
+        )
+        .unwrap();
+        w.add_f32("leaf_weights", &[a.weights.len()], &a.weights)
+            .unwrap();
+        w.to_bytes()
+    }
+
+    fn load(bytes: &[u8]) -> Ensemble {
+        let file = AprFile::parse(bytes).unwrap();
+        Ensemble::load(&TensorSource::new(&file, ModelFamily::TreeEnsemble, true)).unwrap()
+    }
+
+    /// The plain walk: one tree at a time, each node's mode as ONNX says.
+    fn reference_scores(e: &Ensemble, row: &[f32]) -> Vec<f32> {
+        let mut scores = vec![e.scores_init(); e.n_columns];
+        for &root in &e.roots {
+            let leaf = e.leaf(root, row).unwrap();
+            let [start, end] = leaf.next;
+            let weights = &e.weights[start as usize..end as usize];
+            if e.n_columns == 1 {
+                if let Some(w) = weights.first() {
+                    scores[0] = combine(e.aggregate, scores[0], w.value);
+                }
+            } else {
+                for w in weights {
+                    let s = &mut scores[w.column as usize];
+                    *s = combine(e.aggregate, *s, w.value);
+                }
+            }
+        }
+        e.finish_scores(&mut scores);
+        scores
+    }
+
+    fn random_rows(rng: &mut Rng, n: usize) -> Vec<f32> {
+        (0..n * 5)
+            .map(|_| match rng.below(9) {
+                0 => f32::NAN,
+                i => GRID[(i as usize - 1) % 7],
+            })
+            .collect()
+    }
+
+    /// A split with a child that is not later, a feature beyond the input,
+    /// an unknown mode or a weight for a missing column: named errors.
+    #[test]
+    fn malformed_trees_are_named_errors() {
+        let build = |feature: i32, mode: u8, yes: i32, target: i32| {
+            let i32s = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+            let mut w = AprWriter::new();
+            w.model_type(MODEL_TYPE);
+            w.metadata("n_features", serde_json::json!(2));
+            w.metadata("n_targets", serde_json::json!(1));
+            w.add_tensor("tree_roots", DType::I32, &[1], i32s(&[0]))
+                .unwrap();
+            w.add_tensor("nodes_feature", DType::I32, &[3], i32s(&[feature, 0, 0]))
+                .unwrap();
+            w.add_tensor("nodes_mode", DType::U8, &[3], vec![mode, 6, 6])
+                .unwrap();
+            w.add_f32("nodes_threshold", &[3], &[0.5, 0.0, 0.0])
+                .unwrap();
+            w.add_tensor("nodes_true", DType::I32, &[3], i32s(&[yes, 0, 0]))
+                .unwrap();
+            w.add_tensor("nodes_false", DType::I32, &[3], i32s(&[2, 0, 0]))
+                .unwrap();
+            w.add_tensor("nodes_missing_true", DType::U8, &[3], vec![0, 0, 0])
+                .unwrap();
+            w.add_tensor("leaf_offsets", DType::I32, &[4], i32s(&[0, 0, 1, 2]))
+                .unwrap();
+            w.add_tensor("leaf_targets", DType::I32, &[2], i32s(&[0, target]))
+                .unwrap();
+            w.add_f32("leaf_weights", &[2], &[1.0, 2.0]).unwrap();
+            let bytes = w.to_bytes();
+            let file = AprFile::parse(&bytes).unwrap();
+            Ensemble::load(&TensorSource::new(&file, ModelFamily::TreeEnsemble, true)).map(|_| ())
+        };
+        assert!(build(1, 0, 1, 0).is_ok());
+        let message = |r: Result<(), ModelError>| r.unwrap_err().to_string();
+        assert!(message(build(1, 0, 0, 0)).contains("true child 0 is not a later node"));
+        assert!(message(build(2, 0, 1, 0)).contains("splits on feature 2, but the model has 2"));
+        assert!(message(build(1, 9, 1, 0)).contains("mode 9 is not a node mode"));
+        assert!(message(build(1, 0, 1, 1)).contains("score columns below 1"));
+    }
+
+    /// Every fast walk (complete trees one row and batched, child pointers)
+    /// gives exactly the plain walk's scores, NaN and ties included.
+    #[test]
+    fn every_walk_matches_the_plain_one_bit_for_bit() {
+        use NodeMode::*;
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let cases: [(usize, u32, &[NodeMode], usize, &str); 5] = [
+            (37, 6, &[Leq], 1, "perfect"),
+            (21, 5, &[Leq, Lt, Gte, Gt], 1, "perfect"),
+            (19, 4, &[Leq, Lt, Gte, Gt], 3, "perfect"),
+            (9, 13, &[Lt, Gte], 1, "linked"),
+            (11, 5, &[Leq, Eq, Neq, Gt], 2, "general"),
+        ];
+        for (n_trees, depth, modes, columns, path) in cases {
+            let e = load(&random_ensemble(&mut rng, n_trees, depth, modes, columns));
+            let which = match &e.compiled {
+                Some(c) if c.perfect.is_some() => "perfect",
+                Some(_) => "linked",
+                None => "general",
+            };
+            assert_eq!(which, path, "{n_trees} trees, depth {depth}, {modes:?}");
+            let rows = random_rows(&mut rng, 53);
+            for (r, row) in rows.chunks_exact(5).enumerate() {
+                let want = reference_scores(&e, row);
+                let mut got = vec![0.0; e.n_columns];
+                e.scores(row, &mut got).unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{path} row {r}: {row:?}");
+            }
+            // The batch path (tree by tree over blocks of rows) answers the same.
+            let width = e.n_outputs();
+            let mut outputs = vec![0.0; 53 * width];
+            let mut classes = vec![];
+            e.predict_rows(
+                &rows,
+                RowsOut {
+                    outputs: &mut outputs,
+                    classes: &mut classes,
+                    probabilities: &mut [],
+                },
+            )
+            .unwrap();
+            for r in 0..53 {
+                let mut one = vec![0.0; width];
+                e.predict_into(&rows[r * 5..(r + 1) * 5], &mut one).unwrap();
+                assert_eq!(
+                    one.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    outputs[r * width..(r + 1) * width]
+                        .iter()
+                        .map(|x| x.to_bits())
+                        .collect::<Vec<_>>(),
+                    "{path} batch row {r}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn comparisons_follow_onnxruntime_with_nan() {
