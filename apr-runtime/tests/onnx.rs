@@ -233,3 +233,134 @@ fn lambda_events_carry_missing_values_as_null() {
     assert_eq!(err.error_type(), "NonFinite");
     assert!(err.to_string().contains("feature 1"), "{err}");
 }
+
+/// Graphs that decode but cannot convert: each error names what is wrong.
+#[test]
+fn unconvertible_graphs_name_the_problem() {
+    use apr_runtime::onnx::proto::{
+        data_type, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+        StringStringEntryProto, TensorProto, TensorShapeProto, TensorTypeProto, TypeProto,
+        ValueInfoProto,
+    };
+    use prost::Message;
+
+    let input = |elem_type: i32, dims: Vec<Dimension>| ValueInfoProto {
+        name: "input".into(),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TensorTypeProto {
+                elem_type,
+                shape: Some(TensorShapeProto { dim: dims }),
+            }),
+        }),
+    };
+    let fixed = |n: i64| Dimension {
+        dim_value: Some(n),
+        dim_param: None,
+    };
+    let named = |p: &str| Dimension {
+        dim_value: None,
+        dim_param: Some(p.into()),
+    };
+    let model = |graph: GraphProto| {
+        ModelProto {
+            ir_version: 8,
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: 17,
+            }],
+            graph: Some(graph),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    };
+    let mul = |by: &str| NodeProto {
+        input: vec!["input".into(), by.into()],
+        output: vec!["output".into()],
+        name: "scale".into(),
+        op_type: "Mul".into(),
+        ..Default::default()
+    };
+    let output = ValueInfoProto {
+        name: "output".into(),
+        r#type: None,
+    };
+
+    // A dynamic feature count.
+    let graph = GraphProto {
+        input: vec![input(data_type::FLOAT, vec![named("N"), named("F")])],
+        output: vec![output.clone()],
+        ..Default::default()
+    };
+    let err = convert(&model(graph)).unwrap_err().to_string();
+    assert!(
+        err.contains("fixed feature count") && err.contains("`F`"),
+        "{err}"
+    );
+
+    // A double input.
+    let graph = GraphProto {
+        input: vec![input(data_type::DOUBLE, vec![named("N"), fixed(3)])],
+        output: vec![output.clone()],
+        ..Default::default()
+    };
+    let err = convert(&model(graph)).unwrap_err().to_string();
+    assert!(
+        err.contains("DOUBLE") && err.contains("FLOAT input"),
+        "{err}"
+    );
+
+    // An initializer whose data lives in another file.
+    let external = TensorProto {
+        name: "w".into(),
+        dims: vec![3],
+        data_type: data_type::FLOAT,
+        data_location: 1,
+        external_data: vec![StringStringEntryProto {
+            key: "location".into(),
+            value: "w.bin".into(),
+        }],
+        ..Default::default()
+    };
+    let graph = GraphProto {
+        node: vec![mul("w")],
+        initializer: vec![external],
+        input: vec![input(data_type::FLOAT, vec![named("N"), fixed(3)])],
+        output: vec![output.clone()],
+        ..Default::default()
+    };
+    let err = convert(&model(graph)).unwrap_err();
+    assert!(matches!(err, OnnxError::ExternalData { .. }), "{err}");
+    assert!(err.to_string().contains("`w`"), "{err}");
+
+    // Preprocessing alone is not a model.
+    let scale = TensorProto {
+        name: "w".into(),
+        dims: vec![3],
+        data_type: data_type::FLOAT,
+        float_data: vec![1.0, 2.0, 3.0],
+        ..Default::default()
+    };
+    let graph = GraphProto {
+        node: vec![mul("w")],
+        initializer: vec![scale.clone()],
+        input: vec![input(data_type::FLOAT, vec![named("N"), fixed(3)])],
+        output: vec![output.clone()],
+        ..Default::default()
+    };
+    let err = convert(&model(graph)).unwrap_err().to_string();
+    assert!(err.contains("holds no model operator"), "{err}");
+
+    // A constant of the wrong width for the features.
+    let graph = GraphProto {
+        node: vec![mul("w")],
+        initializer: vec![scale],
+        input: vec![input(data_type::FLOAT, vec![named("N"), fixed(4)])],
+        output: vec![output],
+        ..Default::default()
+    };
+    let err = convert(&model(graph)).unwrap_err().to_string();
+    assert!(
+        err.contains("node `scale`") && err.contains("one value per feature (4)"),
+        "{err}"
+    );
+}
