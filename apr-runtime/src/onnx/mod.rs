@@ -45,6 +45,9 @@ const SUPPORTED: &str = "ai.onnx.ml TreeEnsembleClassifier, TreeEnsembleRegresso
     Tanh, LeakyRelu, Softmax, LogSoftmax, ArgMax, Concat/Sub ([1 - p, p]), Cast, Identity, \
     Flatten, Reshape (of outputs), Mul/Add/Sub by a constant per feature";
 
+/// The most features a converted model may take.
+pub const MAX_FEATURES: usize = 1 << 20;
+
 /// The most bytes an ONNX file may have (the converter holds it decoded).
 pub const MAX_ONNX_BYTES: usize = 512 << 20;
 
@@ -258,12 +261,13 @@ impl Walk {
             [_, last] => last
                 .dim_value
                 .and_then(|d| usize::try_from(d).ok())
-                .filter(|&d| d > 0),
+                .filter(|&d| (1..=MAX_FEATURES).contains(&d)),
             _ => None,
         };
         let n_features = n_features.ok_or_else(|| {
             OnnxError::Graph(format!(
-                "input `{}` must be [batch, features] with a fixed feature count; found {}",
+                "input `{}` must be [batch, features] with a fixed feature count of 1 to \
+                 {MAX_FEATURES}; found {}",
                 input.name,
                 describe_dims(dims)
             ))
@@ -390,10 +394,32 @@ impl Walk {
                 }
                 self.set(ctx, 0, Sym::Features(self.preprocess.len()));
             }
-            ("" | "ai.onnx", "Reshape") => match self.sym(ctx, 0)?.clone() {
-                sym @ (Sym::Label | Sym::Scores | Sym::Net(_)) => self.set(ctx, 0, sym),
-                _ => return Err(ctx.err("reshapes something other than the model's outputs")),
-            },
+            ("" | "ai.onnx", "Reshape") => {
+                let shape = match self.constant(ctx, 1)?.data {
+                    attrs::Data::I64(shape) => shape,
+                    _ => return Err(ctx.err("the shape is not an integer constant")),
+                };
+                let sym = self.sym(ctx, 0)?.clone();
+                // Only reshapes that keep one entry (label) or one row
+                // (values) per input row: [-1] and [-1, width].
+                let width = match &sym {
+                    Sym::Net(_) => self.net.as_ref().map(|n| n.width() as i64),
+                    _ => None,
+                };
+                let keeps_rows = match (&sym, shape.as_slice()) {
+                    (Sym::Label, [-1]) => true,
+                    (Sym::Scores, [-1, _]) => true,
+                    (Sym::Net(_), [-1, w]) => Some(*w) == width || *w == -1,
+                    _ => false,
+                };
+                if !keeps_rows {
+                    return Err(ctx.err(format!(
+                        "reshapes to {shape:?}; apr-lambda converts reshapes of the model's outputs \
+                         that keep one row per input row ([-1] for labels, [-1, width] for values)"
+                    )));
+                }
+                self.set(ctx, 0, sym);
+            }
             ("" | "ai.onnx", "Add")
                 if matches!(self.sym(ctx, 0)?, Sym::Net(_))
                     || matches!(self.sym(ctx, 1)?, Sym::Net(_)) =>
