@@ -1070,6 +1070,12 @@ impl Ensemble {
         }
     }
 
+    /// Split thresholds plus leaf weights.
+    pub(super) fn parameter_count(&self) -> usize {
+        let splits = self.nodes.iter().filter(|n| !n.is_leaf()).count();
+        splits.saturating_add(self.weights.len())
+    }
+
     /// Node visits per row in the worst case.
     pub(super) fn max_visits(&self) -> usize {
         self.max_visits

@@ -501,7 +501,10 @@ impl<'a> Model<'a> {
         match &self.body {
             Family::Linear(m) => m.map.buffers().for_each(|b| storage.add(b)),
             Family::Logistic(m) => m.map.buffers().for_each(|b| storage.add(b)),
-            Family::Trees(_) | Family::Ensemble(_) => {}
+            Family::Trees(_) => {}
+            // Thresholds and leaf weights, decoded into the ensemble's own
+            // layout at load (no weight tensor is used in place).
+            Family::Ensemble(m) => storage.parameters = m.parameter_count(),
             Family::KMeans(m) => storage.add(&m.centroids),
             Family::Sequential(m) => m
                 .dense_layers()
@@ -517,8 +520,9 @@ impl<'a> Model<'a> {
         Scratch::with_width(self.max_width)
     }
 
-    /// Predicts one row of [`Model::n_features`] finite values. The result
-    /// borrows `scratch`; nothing is allocated once the scratch has been
+    /// Predicts one row of [`Model::n_features`] finite values (tree
+    /// ensembles also take NaN as a missing value: [`Model::accepts_missing`]).
+    /// The result borrows `scratch`; nothing is allocated once the scratch has been
     /// sized for this model.
     pub fn predict<'s>(
         &'s self,
@@ -580,7 +584,8 @@ impl<'a> Model<'a> {
         })
     }
 
-    /// Predicts one row of [`Model::n_features`] finite values, with no
+    /// Predicts one row of [`Model::n_features`] finite values (or missing
+    /// values, as [`Model::predict`]), with no
     /// scratch buffer to manage: the answer is owned. It computes in a
     /// buffer of the calling thread, so concurrent calls (one per thread)
     /// never wait for each other; it allocates only the answer's vectors.
@@ -616,7 +621,8 @@ impl<'a> Model<'a> {
     }
 
     /// Predicts `n_rows` rows stored contiguously in `rows`
-    /// (`n_rows × n_features` finite values). Linear models and networks
+    /// (`n_rows × n_features` finite values, or missing values as
+    /// [`Model::predict`]). Linear models and networks
     /// compute the whole batch with matrix–matrix products.
     pub fn predict_batch(&self, rows: &[f32], n_rows: usize) -> Result<BatchOutput, PredictError> {
         self.batch(rows, n_rows, None)
