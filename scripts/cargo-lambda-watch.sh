@@ -4,7 +4,7 @@
 # `cargo lambda invoke` sends it a single event, a batch, a Function URL
 # event and a bad event. Fails unless every answer is the expected one.
 #
-#   bash scripts/cargo-lambda-watch.sh [EXAMPLE]    # default: iris (serve_manual until iris exists)
+#   bash scripts/cargo-lambda-watch.sh [EXAMPLE]    # default: iris
 #
 # Environment: CARGO_LAMBDA_PORT (default: a free port from 9100 up),
 # FEATURES_EVENT (default: a 4-feature row, the Iris shape).
@@ -13,13 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [[ -n "${1:-}" ]]; then
-  example="$1"
-elif [[ -f examples/iris.rs ]]; then
-  example=iris
-else
-  example=serve_manual
-fi
+example="${1:-iris}"
 features="${FEATURES_EVENT:-[5.1,3.5,1.4,0.2]}"
 
 if ! command -v cargo-lambda >/dev/null 2>&1; then

@@ -1,9 +1,8 @@
 //! End to end: a function binary as a child process, served by a Lambda
 //! Runtime API emulator on 127.0.0.1 (tests/support/runtime_api.rs).
 //!
-//! The binary is the macro-built default example (`examples/iris.rs`) when
-//! it exists, else `examples/serve_manual.rs`; `cargo build --example` builds
-//! it on first use. `APR_E2E_BOOTSTRAP=/path/to/bootstrap` (with
+//! The binary is the macro-built default example (`examples/iris.rs`);
+//! `cargo build --example` builds it on first use. `APR_E2E_BOOTSTRAP=/path/to/bootstrap` (with
 //! `APR_E2E_RUNNER=qemu-aarch64-static` for a foreign binary) runs the same
 //! checks against any other build in the `external_bootstrap` test;
 //! `APR_E2E_MODEL=models/model.apr` adds known answers computed in-process

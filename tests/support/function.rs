@@ -103,13 +103,9 @@ pub fn example(name: &str) -> FunctionBinary {
     FunctionBinary { path, runner: None }
 }
 
-/// The default example: the macro-built `iris` once it exists.
+/// The default example: the macro-built `iris`.
 pub fn default_example() -> FunctionBinary {
-    if workspace().join("examples/iris.rs").exists() {
-        example("iris")
-    } else {
-        example("serve_manual")
-    }
+    example("iris")
 }
 
 /// Where a log line came from.

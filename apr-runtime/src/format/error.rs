@@ -134,7 +134,7 @@ pub enum FormatError {
     MetadataNotObject {
         /// Byte offset of the metadata.
         offset: u64,
-        /// The JSON type found (`"array"`, `"string"`, ...).
+        /// The JSON type found, as the message words it (`"an array"`, `"a string"`, ...).
         found: &'static str,
     },
 
@@ -147,7 +147,7 @@ pub enum FormatError {
         offset: u64,
         /// Bytes the field needs.
         needed: u64,
-        /// Absolute byte offset where the index must end (data_offset or file end).
+        /// Absolute byte offset where the index must end: the header's `data_offset`.
         limit: u64,
     },
 

@@ -25,22 +25,12 @@ impl Metadata {
         &self.0
     }
 
-    /// Unwraps the object.
-    pub fn into_map(self) -> Map<String, Value> {
-        self.0
-    }
-
     /// The `model_type` string; `None` when absent, not a string, or empty.
     pub fn model_type(&self) -> Option<&str> {
         self.0
             .get("model_type")
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
-    }
-
-    /// A string value of `key` (`None` when absent or not a string).
-    pub fn get_str(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(Value::as_str)
     }
 
     /// Number of keys.

@@ -36,13 +36,16 @@ pub enum LambdaError {
     },
 
     /// The model bytes are not a valid `.apr` v2 container.
+    /// (Message only: the container error is in the text, not repeated as
+    /// a `source()`.)
     #[error("the model is not a valid .apr container: {0}")]
-    Format(#[source] FormatError),
+    Format(FormatError),
 
     /// The container is valid but does not describe a model this runtime can
     /// run (unknown family, missing tensor, wrong shape, ...).
+    /// (Message only, as `Format`.)
     #[error("the model cannot be served: {0}")]
-    Model(#[source] ModelError),
+    Model(ModelError),
 
     /// The event is not JSON, or not one of the accepted shapes.
     #[error("{reason}")]
@@ -415,6 +418,23 @@ fn v1_hint(actual: &[u8; 4]) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Format` and `Model` carry their cause in the message only.
+    #[test]
+    fn wrapped_errors_print_their_cause_once() {
+        use std::error::Error as _;
+        let model = LambdaError::from(ModelError::NonFiniteWeight {
+            tensor: "w".to_owned(),
+            index: 3,
+        });
+        let format = LambdaError::from(ModelError::Format(FormatError::MetadataNotObject {
+            offset: 64,
+            found: "an array",
+        }));
+        for err in [model, format] {
+            assert!(err.source().is_none(), "{err}: printed twice");
+        }
+    }
 
     #[test]
     fn error_type_is_the_variant_name() {

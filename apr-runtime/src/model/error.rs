@@ -10,8 +10,10 @@ use crate::format::FormatError;
 #[non_exhaustive]
 pub enum ModelError {
     /// The bytes are not a valid APR v2 container.
+    /// (The message includes the container error's; it is not repeated as
+    /// a `source()`, so that reporters print it once.)
     #[error("the model file is not a valid APR v2 container: {0}")]
-    Format(#[from] FormatError),
+    Format(FormatError),
 
     /// The `model_type` is unknown, or absent and the tensors do not form a
     /// linear model.
@@ -48,12 +50,12 @@ pub enum ModelError {
     },
 
     /// A tensor's data could not be decoded or dequantized to `f32`.
-    #[error("tensor `{tensor}` could not be converted to f32: {source}")]
+    #[error("tensor `{tensor}` could not be converted to f32: {error}")]
     TensorData {
         /// The tensor at fault.
         tensor: String,
         /// Why the conversion failed.
-        source: FormatError,
+        error: FormatError,
     },
 
     /// A weight, bias, threshold, leaf or centroid tensor holds NaN or an
@@ -274,6 +276,29 @@ fn describe_batch_len(n_rows: usize, n_features: usize) -> String {
 mod tests {
     use super::*;
 
+    /// Errors that carry another error print it once: in their message, not
+    /// again as a `source()` (reporters walk the chain and print both).
+    #[test]
+    fn wrapped_errors_print_their_cause_once() {
+        use std::error::Error as _;
+        let format = || FormatError::MetadataNotObject {
+            offset: 64,
+            found: "an array",
+        };
+        let text = format().to_string();
+        let wrapped = [
+            ModelError::Format(format()),
+            ModelError::TensorData {
+                tensor: "w".to_owned(),
+                error: format(),
+            },
+        ];
+        for err in wrapped {
+            assert!(err.to_string().contains(&text), "{err}");
+            assert!(err.source().is_none(), "{err}: printed twice");
+        }
+    }
+
     #[test]
     fn unsupported_names_the_model_type_and_tensors() {
         let e = ModelError::Unsupported {
@@ -321,5 +346,11 @@ mod tests {
             found: 5,
         };
         assert!(e.to_string().contains("needs 6 values, found 5"));
+    }
+}
+
+impl From<FormatError> for ModelError {
+    fn from(error: FormatError) -> Self {
+        ModelError::Format(error)
     }
 }

@@ -89,9 +89,9 @@ impl<'f, 'a> TensorSource<'f, 'a> {
 /// The tensor's values as `f32`: borrowed from the file for aligned F32
 /// data, decoded or dequantized once otherwise.
 pub(super) fn f32_values<'a>(tensor: &Tensor<'a>) -> Result<Cow<'a, [f32]>, ModelError> {
-    let values = tensor.to_f32().map_err(|source| ModelError::TensorData {
+    let values = tensor.to_f32().map_err(|error| ModelError::TensorData {
         tensor: tensor.name().to_owned(),
-        source,
+        error,
     })?;
     if values.len() != tensor.numel() {
         return Err(ModelError::ShapeMismatch {

@@ -57,7 +57,8 @@ fn at_load(dtype: DType) -> &'static str {
         DType::F32 => "used in place",
         // Tree-ensemble structure (node features, modes, children, flags).
         DType::I32 | DType::I64 | DType::U8 | DType::I8 => "read as integers at load",
-        _ => "dequantized to f32 at load",
+        dtype if dtype.is_quantized() => "dequantized to f32 at load",
+        _ => "converted to f32 at load",
     }
 }
 
