@@ -272,6 +272,12 @@ fn describe_batch_len(n_rows: usize, n_features: usize) -> String {
     }
 }
 
+impl From<FormatError> for ModelError {
+    fn from(error: FormatError) -> Self {
+        ModelError::Format(error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,11 +352,5 @@ mod tests {
             found: 5,
         };
         assert!(e.to_string().contains("needs 6 values, found 5"));
-    }
-}
-
-impl From<FormatError> for ModelError {
-    fn from(error: FormatError) -> Self {
-        ModelError::Format(error)
     }
 }
