@@ -363,4 +363,50 @@ fn unconvertible_graphs_name_the_problem() {
         err.contains("node `scale`") && err.contains("one value per feature (4)"),
         "{err}"
     );
+
+    // A scaler after the model (a branch the model never reads) is refused,
+    // not applied to the model's input.
+    use apr_runtime::onnx::proto::{attribute_type, AttributeProto};
+    let floats = |name: &str, values: Vec<f32>| AttributeProto {
+        name: name.into(),
+        r#type: attribute_type::FLOATS,
+        floats: values,
+        ..Default::default()
+    };
+    let regressor = NodeProto {
+        input: vec!["input".into()],
+        output: vec!["variable".into()],
+        name: "linear".into(),
+        op_type: "LinearRegressor".into(),
+        domain: "ai.onnx.ml".into(),
+        attribute: vec![
+            floats("coefficients", vec![1.0, 2.0, 3.0]),
+            floats("intercepts", vec![0.5]),
+        ],
+    };
+    let scale = TensorProto {
+        name: "w".into(),
+        dims: vec![3],
+        data_type: data_type::FLOAT,
+        float_data: vec![1.0, 2.0, 3.0],
+        ..Default::default()
+    };
+    let graph = |nodes: Vec<NodeProto>| GraphProto {
+        node: nodes,
+        initializer: vec![scale.clone()],
+        input: vec![input(data_type::FLOAT, vec![named("N"), fixed(3)])],
+        output: vec![ValueInfoProto {
+            name: "variable".into(),
+            r#type: None,
+        }],
+        ..Default::default()
+    };
+    let good =
+        convert(&model(graph(vec![regressor.clone()]))).expect("a linear regressor converts");
+    let m = Model::from_bytes(&good.bytes).unwrap();
+    assert_eq!(m.predict_one(&[1.0, 1.0, 1.0]).unwrap().outputs(), &[6.5]);
+    let err = convert(&model(graph(vec![regressor, mul("w")])))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("after the model has read them"), "{err}");
 }

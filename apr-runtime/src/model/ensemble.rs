@@ -87,9 +87,10 @@ pub enum Aggregate {
     Sum,
     /// The sum divided by the number of trees (`"AVERAGE"`).
     Average,
-    /// The smallest weight any tree gives (`"MIN"`; 0 when none does).
+    /// The smallest weight any tree gives (`"MIN"`; the base value when
+    /// none does).
     Min,
-    /// The largest (`"MAX"`; 0 when none does).
+    /// The largest (`"MAX"`; the base value when none does).
     Max,
 }
 
@@ -1111,15 +1112,16 @@ impl Ensemble {
             Aggregate::Min => f32::INFINITY,
             Aggregate::Max => f32::NEG_INFINITY,
         });
-        let single = self.n_columns == 1;
+        // onnxruntime reads only the first weight of a one-target
+        // regressor's leaf; a classifier's leaves add every weight.
+        let first_only = self.task == Task::Regression && self.n_columns == 1;
         let mut add = |leaf: Node| {
             let [start, end] = leaf.next;
             let weights = self
                 .weights
                 .get(start as usize..end as usize)
                 .unwrap_or_default();
-            if single {
-                // onnxruntime reads only a one-column leaf's first weight.
+            if first_only {
                 if let (Some(w), Some(s)) = (weights.first(), scores.first_mut()) {
                     *s = combine(aggregate, *s, w.value);
                 }
@@ -1509,7 +1511,7 @@ mod tests {
             let leaf = e.leaf(root, row).unwrap();
             let [start, end] = leaf.next;
             let weights = &e.weights[start as usize..end as usize];
-            if e.n_columns == 1 {
+            if e.task == Task::Regression && e.n_columns == 1 {
                 if let Some(w) = weights.first() {
                     scores[0] = combine(e.aggregate, scores[0], w.value);
                 }

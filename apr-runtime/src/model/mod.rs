@@ -49,7 +49,7 @@ pub use ensemble::{Aggregate, BinaryScore, NodeMode, PostTransform};
 pub use error::{ModelError, PredictError};
 pub use names::{NamesOrigin, FEATURE_NAMES_KEY, LABELS_KEY};
 pub use output::{BatchOutput, Output, OwnedOutput, Prediction, Scratch};
-pub use preprocess::{ElementOp, PREPROCESS_KEY};
+pub use preprocess::{ElementOp, MAX_PREPROCESS_STAGES, PREPROCESS_KEY};
 pub use weights::WEIGHT_ALIGNMENT;
 
 use crate::format::AprFile;

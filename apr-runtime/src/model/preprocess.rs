@@ -16,6 +16,9 @@ use super::ModelError;
 /// The metadata key listing the stages.
 pub const PREPROCESS_KEY: &str = "preprocess";
 
+/// The most stages a model may have (each is a pass over every row).
+pub const MAX_PREPROCESS_STAGES: usize = 64;
+
 /// One element-wise operation with a per-feature vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ElementOp {
@@ -74,6 +77,12 @@ impl Preprocess {
             Some(Value::Array(stages)) => stages,
             Some(other) => return Err(invalid(format!("expected an array, found {other}"))),
         };
+        if stages.len() > MAX_PREPROCESS_STAGES {
+            return Err(invalid(format!(
+                "{} stages; at most {MAX_PREPROCESS_STAGES}",
+                stages.len()
+            )));
+        }
         let mut out = Vec::with_capacity(stages.len());
         for (i, stage) in stages.iter().enumerate() {
             let op = stage.get("op").and_then(Value::as_str);

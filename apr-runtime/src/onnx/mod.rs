@@ -6,9 +6,10 @@
 //! preprocessing (`Scaler`, `Mul`/`Add`/`Sub` by a constant per feature,
 //! no-op `Cast`/`Identity`/`Flatten`), then one model operator
 //! (`TreeEnsembleClassifier`, `TreeEnsembleRegressor`, `LinearClassifier`,
-//! `LinearRegressor`), then the exporters' glue on its outputs (`Cast` and
+//! `LinearRegressor`) or one network (`MatMul`/`Add`, `Gemm` and
+//! activations), then the exporters' glue on its outputs (`Cast` and
 //! `Identity` of the label, `ZipMap`, `Normalizer` L1 of probabilities,
-//! `Reshape`). Anything else is an [`OnnxError`] naming the node, the
+//! `Reshape`, `ArgMax` and `ArrayFeatureExtractor`). Anything else is an [`OnnxError`] naming the node, the
 //! operator and its opset, and what is supported. The result is one
 //! `.apr` model: the family, its class labels, and the preprocessing as
 //! stages (`docs/onnx.md`).
@@ -45,11 +46,16 @@ const SUPPORTED: &str = "ai.onnx.ml TreeEnsembleClassifier, TreeEnsembleRegresso
     Tanh, LeakyRelu, Softmax, LogSoftmax, ArgMax, Concat/Sub ([1 - p, p]), Cast, Identity, \
     Flatten, Reshape (of outputs), Mul/Add/Sub by a constant per feature";
 
+/// The most preprocessing stages a converted model may have.
+pub const MAX_STAGES: usize = crate::model::MAX_PREPROCESS_STAGES;
+
 /// The most features a converted model may take.
 pub const MAX_FEATURES: usize = 1 << 20;
 
-/// The most bytes an ONNX file may have (the converter holds it decoded).
-pub const MAX_ONNX_BYTES: usize = 512 << 20;
+/// The most bytes an ONNX file may have (the converter holds it decoded,
+/// which takes several times its size; the macro embeds at most 16 MiB of
+/// converted model anyway).
+pub const MAX_ONNX_BYTES: usize = 64 << 20;
 
 /// A converted model.
 #[derive(Debug, Clone)]
@@ -205,6 +211,10 @@ struct Walk {
     net: Option<network::Network>,
     /// Labels from an `ArrayFeatureExtractor` over the network's argmax.
     net_labels: Option<Vec<String>>,
+    /// The network's layer counts at which an `ArgMax` or a `ZipMap` read
+    /// it: each must be the final network's (a class read before the last
+    /// layers is not the class the model answers).
+    net_taps: Vec<usize>,
     /// Whether the model's probabilities may pass a `Normalizer` (L1)
     /// unchanged (they already sum to 1).
     normalized: bool,
@@ -280,6 +290,7 @@ impl Walk {
             built: None,
             net: None,
             net_labels: None,
+            net_taps: Vec::new(),
             normalized: false,
         })
     }
@@ -329,6 +340,22 @@ impl Walk {
             },
             _ => Err(ctx.err("expected the network's output (or the features) here")),
         }
+    }
+
+    /// Preprocessing must come before the model: a stage after it (a
+    /// branch the model never reads) would be applied to the model's input.
+    /// At most [`MAX_STAGES`] stages.
+    fn before_model(&self, ctx: &NodeCtx<'_>) -> Result<(), OnnxError> {
+        if self.built.is_some() || self.net.as_ref().is_some_and(|n| n.len() > 0) {
+            return Err(ctx.err(
+                "transforms the features after the model has read them; apr-lambda converts \
+                 preprocessing that feeds the model",
+            ));
+        }
+        if self.preprocess.len() + 2 > MAX_STAGES {
+            return Err(ctx.err(format!("more than {MAX_STAGES} preprocessing stages")));
+        }
+        Ok(())
     }
 
     /// Input `i` as a constant.
@@ -408,7 +435,6 @@ impl Walk {
                 };
                 let keeps_rows = match (&sym, shape.as_slice()) {
                     (Sym::Label, [-1]) => true,
-                    (Sym::Scores, [-1, _]) => true,
                     (Sym::Net(_), [-1, w]) => Some(*w) == width || *w == -1,
                     _ => false,
                 };
@@ -507,7 +533,7 @@ impl Walk {
                     }
                     other => other.to_owned(),
                 };
-                self.net(ctx, 0)?.activation(layer);
+                self.net(ctx, 0)?.activation(ctx, layer)?;
                 self.set_net(ctx);
             }
             ("" | "ai.onnx", "ArgMax") => {
@@ -517,7 +543,8 @@ impl Walk {
                 {
                     return Err(ctx.err("apr-lambda converts ArgMax only over each row of the network's output (axis 1, first index)"));
                 }
-                self.net(ctx, 0)?;
+                let len = self.net(ctx, 0)?.len();
+                self.net_taps.push(len);
                 self.set(ctx, 0, Sym::ArgMax);
             }
             ("ai.onnx.ml", "ArrayFeatureExtractor") => {
@@ -560,12 +587,14 @@ impl Walk {
                     )),
                 };
                 self.features(ctx, features)?;
+                self.before_model(ctx)?;
                 let values = self.per_feature(ctx, &constant)?;
                 self.preprocess.push((element, values));
                 self.set(ctx, 0, Sym::Features(self.preprocess.len()));
             }
             ("ai.onnx.ml", "Scaler") => {
                 self.features(ctx, 0)?;
+                self.before_model(ctx)?;
                 let n = self.n_features;
                 let broadcast = |name: &str, v: Option<Vec<f32>>| -> Result<Vec<f32>, OnnxError> {
                     match v {
@@ -622,6 +651,10 @@ impl Walk {
                 self.set(ctx, 0, Sym::Scores);
             }
             ("ai.onnx.ml", "ZipMap") => {
+                if let Sym::Net(len) = self.sym(ctx, 0)? {
+                    let len = *len;
+                    self.net_taps.push(len);
+                }
                 if !matches!(self.sym(ctx, 0)?, Sym::Scores | Sym::Net(_)) {
                     return Err(ctx.err("maps something other than the model's probabilities"));
                 }
@@ -651,6 +684,26 @@ impl Walk {
 
     fn finish(self, graph: &proto::GraphProto) -> Result<Built, OnnxError> {
         let net_len = self.net.as_ref().map(network::Network::len);
+        if let Some(len) = net_len {
+            if self.net_taps.iter().any(|&tap| tap != len) {
+                return Err(OnnxError::Graph(
+                    "reads the network's class or probabilities before its last layer; \
+                     apr-lambda answers with the last layer's"
+                        .to_owned(),
+                ));
+            }
+            let classes = self
+                .net
+                .as_ref()
+                .is_some_and(network::Network::gives_classes);
+            if !self.net_taps.is_empty() && !classes {
+                return Err(OnnxError::Graph(
+                    "takes a class from a network whose last layer is not Softmax or the \
+                     binary [1 - p, p]; apr-lambda answers classes only for those"
+                        .to_owned(),
+                ));
+            }
+        }
         let built = match self.net {
             Some(net) => {
                 let mut built = net.build()?;
@@ -668,7 +721,8 @@ impl Walk {
                 Some(Sym::Net(len)) if Some(*len) == net_len => {}
                 Some(_) | None => {
                     return Err(OnnxError::Graph(format!(
-                        "output `{}` is not the model's label, probabilities or values",
+                        "output `{}` is not the model's label, probabilities or values (or \
+                         not the final ones)",
                         output.name
                     )))
                 }

@@ -9,6 +9,12 @@ use super::attrs::{Constant, NodeCtx};
 use super::{Built, OnnxError};
 use crate::model::ModelFamily;
 
+/// The most layers a converted network may have.
+const MAX_LAYERS: usize = 1024;
+
+/// The most weights a converted network may have (256 MiB of `f32`).
+const MAX_PARAMETERS: usize = 1 << 26;
+
 /// One layer being built.
 #[derive(Debug, Clone)]
 enum Layer {
@@ -55,6 +61,12 @@ impl Network {
         matches!(self.layers.last(), Some(Layer::Linear { bias: None, .. }))
     }
 
+    /// Whether the network answers classes (its last layer is Softmax or
+    /// the binary `[1 − p, p]`).
+    pub(super) fn gives_classes(&self) -> bool {
+        self.ends_with("Softmax") || self.ends_with("Complement")
+    }
+
     /// Whether the last layer is the activation `name`.
     pub(super) fn ends_with(&self, name: &str) -> bool {
         matches!(self.layers.last(), Some(Layer::Activation(a)) if a == name)
@@ -72,6 +84,7 @@ impl Network {
             )));
         };
         self.check_in(ctx, n_in)?;
+        self.check_room(ctx, values.len())?;
         // Stored [n_out, n_in].
         let mut weight = vec![0.0; n_in * n_out];
         for i in 0..n_in {
@@ -125,9 +138,11 @@ impl Network {
         let [a, b] = w.dims[..] else {
             return Err(ctx.err(format!("the weight has shape {:?}; expected 2-D", w.dims)));
         };
-        if ctx.int("transB")?.unwrap_or(0) == 1 {
+        // onnxruntime reads any non-zero transB as transposed.
+        if ctx.int("transB")?.unwrap_or(0) != 0 {
             // Already [n_out, n_in].
             self.check_in(ctx, b)?;
+            self.check_room(ctx, values.len())?;
             self.push_linear(values, None, b, a);
         } else {
             self.matmul(ctx, w)?;
@@ -139,8 +154,30 @@ impl Network {
     }
 
     /// An element-wise or row-wise activation.
-    pub(super) fn activation(&mut self, name: String) {
+    pub(super) fn activation(&mut self, ctx: &NodeCtx<'_>, name: String) -> Result<(), OnnxError> {
+        self.check_room(ctx, 0)?;
         self.layers.push(Layer::Activation(name));
+        Ok(())
+    }
+
+    /// Room for one more layer of `params` weights: at most [`MAX_LAYERS`]
+    /// layers and [`MAX_PARAMETERS`] weights in all (each MatMul copies its
+    /// weight, so a file reusing one large initializer cannot multiply it).
+    fn check_room(&self, ctx: &NodeCtx<'_>, params: usize) -> Result<(), OnnxError> {
+        let total = self
+            .layers
+            .iter()
+            .map(|l| match l {
+                Layer::Linear { weight, .. } => weight.len(),
+                Layer::Activation(_) => 0,
+            })
+            .fold(params, usize::saturating_add);
+        if self.layers.len() >= MAX_LAYERS || total > MAX_PARAMETERS {
+            return Err(ctx.err(format!(
+                "the network grows past {MAX_LAYERS} layers or {MAX_PARAMETERS} weights"
+            )));
+        }
+        Ok(())
     }
 
     /// `[p] → [1 − p, p]` after a one-unit sigmoid.

@@ -71,7 +71,8 @@ pub struct GraphProto {
     /// The graph's outputs.
     #[prost(message, repeated, tag = "12")]
     pub output: Vec<ValueInfoProto>,
-    /// Sparse initializers (field 15): present only to be refused.
+    /// Sparse initializers (field 15), kept as bytes: a graph with any is
+    /// refused.
     #[prost(bytes = "vec", repeated, tag = "15")]
     pub sparse_initializer: Vec<Vec<u8>>,
 }
@@ -123,7 +124,8 @@ pub struct AttributeProto {
     /// TENSOR.
     #[prost(message, optional, tag = "5")]
     pub t: Option<TensorProto>,
-    /// GRAPH (If/Loop bodies): present only to be refused.
+    /// GRAPH (If/Loop bodies): kept as bytes so that nested graphs are
+    /// never decoded (no operator the converter takes has one).
     #[prost(bytes = "vec", optional, tag = "6")]
     pub g: Option<Vec<u8>>,
     /// FLOATS.

@@ -142,7 +142,16 @@ pub(super) fn convert(
             )));
         }
         meta.push(("n_classes".to_owned(), json!(count)));
+        if ids.is_empty() {
+            return Err(ctx.err("has no leaf weights"));
+        }
         if count == 2 && ids.len() == 1 {
+            if post_transform == PostTransform::Probit {
+                return Err(ctx.err(
+                    "a two-class ensemble with one score column and post_transform PROBIT \
+                     (onnxruntime answers it with one column, not two probabilities)",
+                ));
+            }
             // onnxruntime's binary case: one score column.
             if ids != [0] {
                 return Err(ctx.err(format!(
@@ -173,6 +182,15 @@ pub(super) fn convert(
                  holds class 1's score) that skl2onnx, XGBoost and LightGBM write",
             ));
         } else {
+            if base.is_empty() && ids.len() < count {
+                // onnxruntime's argmax skips a class no tree scored; without
+                // base values such a class would be scored 0 here.
+                return Err(ctx.err(format!(
+                    "{count} classes but leaf weights for only {} of them and no base values \
+                     (onnxruntime would skip the others when picking the class)",
+                    ids.len()
+                )));
+            }
             n_columns = count;
             column_of = Box::new(move |id| usize::try_from(id).ok().filter(|&c| c < count));
         }
@@ -230,7 +248,19 @@ pub(super) fn convert(
             if mode == NodeMode::Leaf {
                 out.features.push(0);
                 out.thresholds.push(0.0);
-                for &(id, w) in leaf_weights.get(&i).map(Vec::as_slice).unwrap_or_default() {
+                let weights = leaf_weights.get(&i).map(Vec::as_slice).unwrap_or_default();
+                if weights.is_empty() {
+                    return Err(ctx.err(format!(
+                        "leaf {} of tree {tree} has no weight (onnxruntime refuses such a model)",
+                        node_ids[i]
+                    )));
+                }
+                if out.targets.len() + weights.len() > MAX_NODES {
+                    return Err(ctx.err(format!(
+                        "more than {MAX_NODES} leaf weights once shared subtrees are copied"
+                    )));
+                }
+                for &(id, w) in weights {
                     let column = column_of(id).ok_or_else(|| {
                         ctx.err(format!(
                             "a leaf of tree {tree} weighs class or target {id}, out of range"
