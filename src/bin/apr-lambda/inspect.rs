@@ -51,10 +51,14 @@ fn hex32(value: u32) -> String {
     format!("{value:#010x}")
 }
 
-/// How a tensor's values reach the model.
-fn at_load(dtype: DType) -> &'static str {
+/// How a tensor's values reach the model when the file is embedded by
+/// `#[apr_lambda]` (64-byte aligned): an F32 tensor is used in place when it
+/// starts `absolute_offset` bytes into the file on a 64-byte boundary, and
+/// copied once to one otherwise.
+fn at_load(dtype: DType, absolute_offset: u64) -> &'static str {
     match dtype {
-        DType::F32 => "used in place",
+        DType::F32 if absolute_offset.is_multiple_of(64) => "used in place",
+        DType::F32 => "copied at load to a 64-byte boundary",
         // Tree-ensemble structure (node features, modes, children, flags).
         DType::I32 | DType::I64 | DType::U8 | DType::I8 => "read as integers at load",
         dtype if dtype.is_quantized() => "dequantized to f32 at load",
@@ -63,6 +67,7 @@ fn at_load(dtype: DType) -> &'static str {
 }
 
 fn tensors_json(file: &AprFile<'_>) -> Value {
+    let data_offset = file.header().data_offset;
     Value::Array(
         file.tensors()
             .iter()
@@ -73,7 +78,7 @@ fn tensors_json(file: &AprFile<'_>) -> Value {
                     "shape": t.shape,
                     "bytes": t.size,
                     "offset": t.offset,
-                    "at_load": at_load(t.dtype),
+                    "at_load": at_load(t.dtype, data_offset.saturating_add(t.offset)),
                 })
             })
             .collect(),
