@@ -19,11 +19,31 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 const REL: f32 = 1e-5;
 const ABS: f32 = 1e-6;
 
+/// The SIMD tables this CPU runs. Empty fails the test that asks, so that
+/// a SIMD-against-scalar test never passes by comparing nothing; on a CPU
+/// without AVX2+FMA or NEON, set `APR_ALLOW_NO_SIMD=1` to run the rest.
 fn simd_tables() -> Vec<&'static Kernels> {
-    kernels::available()
+    let tables: Vec<_> = kernels::available()
         .into_iter()
         .filter(|t| t.name != "scalar")
-        .collect()
+        .collect();
+    assert!(
+        !tables.is_empty() || std::env::var_os("APR_ALLOW_NO_SIMD").is_some(),
+        "no SIMD kernel table on this CPU: the SIMD tests would compare nothing \
+         (APR_ALLOW_NO_SIMD=1 runs them anyway)"
+    );
+    tables
+}
+
+#[test]
+fn a_simd_table_is_under_test() {
+    let names: Vec<&str> = simd_tables().iter().map(|t| t.name).collect();
+    if std::env::var_os("APR_ALLOW_NO_SIMD").is_none() {
+        assert!(
+            names.iter().any(|n| ["avx2+fma", "neon"].contains(n)),
+            "{names:?}"
+        );
+    }
 }
 
 fn close(got: f32, want: f32, scale: f32) -> bool {
