@@ -53,6 +53,11 @@ pub use apr_macros::apr_lambda;
 pub use apr_runtime as runtime;
 
 pub use apr_runtime::format::{AprFile, FormatError};
+/// What the function runs on: `is_arm64_optimized()` on Graviton with the
+/// NEON kernels, `has_neon_simd()` whenever the NEON table is active,
+/// `kernel_name()` the active table's name (`"scalar"`, `"avx2+fma"`,
+/// `"neon"`).
+pub use apr_runtime::kernels::{has_neon_simd, is_arm64_optimized, kernel_name, Isa};
 pub use apr_runtime::lambda::{
     serve, ColdStartMetrics, Context, Error, InvocationResponse, LambdaError, LambdaHandler,
     LambdaRequest, LambdaResponse, Predictions, RowPrediction,

@@ -336,3 +336,25 @@ fn gemm_covers_every_tile_edge() {
         }
     }
 }
+
+/// Each table says which instruction set it is written for, and the ISA
+/// helpers answer from that, not from the name.
+#[test]
+fn tables_know_their_instruction_set() {
+    use apr_runtime::kernels::Isa;
+    for t in kernels::available() {
+        let expected = match t.name {
+            "scalar" => Isa::Scalar,
+            "avx2+fma" => Isa::Avx2Fma,
+            "neon" => Isa::Neon,
+            other => panic!("unknown table {other}"),
+        };
+        assert_eq!(t.isa, expected);
+    }
+    assert_eq!(kernels::scalar().isa, Isa::Scalar);
+    assert_eq!(kernels::has_neon_simd(), kernels::active().isa == Isa::Neon);
+    assert_eq!(
+        kernels::is_arm64_optimized(),
+        cfg!(target_arch = "aarch64") && kernels::active().isa == Isa::Neon
+    );
+}

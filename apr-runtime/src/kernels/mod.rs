@@ -52,6 +52,8 @@ mod x86_64;
 pub struct Kernels {
     /// The instruction set: `"scalar"`, `"avx2+fma"` or `"neon"`.
     pub name: &'static str,
+    /// The instruction set, as a value to compare.
+    pub isa: Isa,
     /// `a · b`. Panics unless `a.len() == b.len()`.
     pub dot: fn(a: &[f32], b: &[f32]) -> f32,
     /// `y = W x + b`, where `W` is `y.len() × x.len()` row-major and `b`, when
@@ -139,7 +141,18 @@ pub fn is_arm64_optimized() -> bool {
 
 /// Whether the NEON table is the active one.
 pub fn has_neon_simd() -> bool {
-    active().name == "neon"
+    active().isa == Isa::Neon
+}
+
+/// The instruction set a kernel table is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Portable Rust, the reference every SIMD table is tested against.
+    Scalar,
+    /// x86_64 AVX2 with FMA.
+    Avx2Fma,
+    /// aarch64 NEON (Graviton).
+    Neon,
 }
 
 fn shape_product(rows: usize, cols: usize, what: &str) -> usize {

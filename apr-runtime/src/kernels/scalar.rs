@@ -9,6 +9,7 @@ use super::{
 /// The scalar table.
 pub(super) static TABLE: Kernels = Kernels {
     name: "scalar",
+    isa: super::Isa::Scalar,
     dot,
     gemv,
     gemm,

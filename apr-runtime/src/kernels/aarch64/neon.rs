@@ -26,6 +26,7 @@ pub(in crate::kernels) fn table() -> Option<&'static Kernels> {
 
 static TABLE: Kernels = Kernels {
     name: "neon",
+    isa: crate::kernels::Isa::Neon,
     dot,
     gemv,
     gemm,

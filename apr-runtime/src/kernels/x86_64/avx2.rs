@@ -30,6 +30,7 @@ pub(in crate::kernels) fn table() -> Option<&'static Kernels> {
 /// Only reachable through [`table`], which checks the CPU first.
 static TABLE: Kernels = Kernels {
     name: "avx2+fma",
+    isa: crate::kernels::Isa::Avx2Fma,
     dot,
     gemv,
     gemm,
