@@ -1322,22 +1322,16 @@ impl Ensemble {
         if let Some((p, values)) = self.one_column_sums() {
             // Tree-major over blocks of rows: each tree's splits stay in L1
             // while LANES rows walk it; each row still sums in tree order.
-            let mut block_start = 0;
-            for (outputs, classes) in out
-                .outputs
-                .chunks_mut(width * LANES)
-                .zip(chunks_or_empty(out.classes, LANES))
-            {
+            for (block, outputs) in out.outputs.chunks_mut(width * LANES).enumerate() {
+                let start = block * LANES;
                 let n = outputs.len() / width;
-                let block = rows
-                    .get(block_start * nf..(block_start + n) * nf)
-                    .unwrap_or_default();
+                let block_rows = rows.get(start * nf..(start + n) * nf).unwrap_or_default();
                 let mut sums = [0.0f32; LANES];
                 p.sum_rows(
                     values,
                     self.aggregate,
                     self.scores_init(),
-                    block,
+                    block_rows,
                     nf,
                     n,
                     &mut sums,
@@ -1346,11 +1340,11 @@ impl Ensemble {
                     let mut score = [sums[r]];
                     self.finish_scores(&mut score);
                     let class = self.finalize(score[0], row_out);
-                    if let (Some(class), Some(slot)) = (class, classes.get_mut(r)) {
+                    // `classes` is empty for a regressor.
+                    if let (Some(class), Some(slot)) = (class, out.classes.get_mut(start + r)) {
                         *slot = class;
                     }
                 }
-                block_start += n;
             }
             return Ok(());
         }
@@ -1363,15 +1357,6 @@ impl Ensemble {
         }
         Ok(())
     }
-}
-
-/// `LANES`-row chunks of a batch's classes, or empty chunks forever when the
-/// batch has none.
-fn chunks_or_empty(classes: &mut [usize], n: usize) -> impl Iterator<Item = &mut [usize]> {
-    let empty = classes.is_empty();
-    classes
-        .chunks_mut(n)
-        .chain(std::iter::repeat_with(|| &mut [][..]).take_while(move |_| empty))
 }
 
 #[cfg(test)]
