@@ -544,7 +544,9 @@ mod tests {
                 Some(bytes.len() as u64),
                 "{dtype}"
             );
-            let decoded = decode_to_f32(dtype, &bytes, values.len()).unwrap_or_default();
+            let decoded = decode_to_f32(dtype, &bytes, values.len())
+                .unwrap_or_else(|| panic!("{dtype}: its own encoding does not decode"));
+            assert_eq!(decoded.len(), values.len(), "{dtype}");
             let tolerance = match dtype {
                 DType::AprQ4 => 12.95 / 7.0,
                 DType::AprQ8 => 12.95 / 127.0,
