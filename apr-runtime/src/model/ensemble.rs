@@ -402,16 +402,7 @@ impl Perfect {
         if n_features > ROW_WIDTH {
             return None;
         }
-        let d = roots
-            .iter()
-            .map(|&r| {
-                depth
-                    .get(r as usize)
-                    .copied()
-                    .unwrap_or(1)
-                    .saturating_sub(1)
-            })
-            .max()? as u32;
+        let d = roots.iter().map(|&r| edges(depth, r)).max()? as u32;
         if d > MAX_PERFECT_DEPTH {
             return None;
         }
@@ -654,6 +645,16 @@ fn step<const NAN: bool, const N: usize>(
     2 * p + 1 + side
 }
 
+/// The most steps (edges) a walk takes from `root` to a leaf, given each
+/// node's longest walk in nodes (`depth`).
+fn edges(depth: &[usize], root: u32) -> usize {
+    depth
+        .get(root as usize)
+        .copied()
+        .unwrap_or(1)
+        .saturating_sub(1)
+}
+
 /// One tree's weight `w` folded into the score `a`.
 #[inline(always)]
 fn combine(aggregate: Aggregate, a: f32, w: f32) -> f32 {
@@ -712,19 +713,7 @@ impl Compiled {
         }
         let steps = roots
             .chunks(LANES)
-            .map(|group| {
-                group
-                    .iter()
-                    .map(|&r| {
-                        depth
-                            .get(r as usize)
-                            .copied()
-                            .unwrap_or(1)
-                            .saturating_sub(1)
-                    })
-                    .max()
-                    .unwrap_or(0) as u32
-            })
+            .map(|group| group.iter().map(|&r| edges(depth, r)).max().unwrap_or(0) as u32)
             .collect();
         let perfect = Perfect::new(&fast, roots, depth, n_features);
         Some(Compiled {
@@ -1143,17 +1132,18 @@ impl Ensemble {
         if let Some(compiled) = &self.compiled {
             let mut leaves = [0u32; LANES];
             let any_nan = row.iter().fold(false, |any, x| any | x.is_nan());
-            let padded = padded_row(row);
+            // Only the complete-tree walk reads the padded copy.
+            let perfect = compiled.perfect.as_ref().map(|p| (p, padded_row(row)));
             for (group, (roots, &steps)) in
                 self.roots.chunks(LANES).zip(&compiled.steps).enumerate()
             {
                 let n = roots.len();
-                match &compiled.perfect {
-                    Some(p) => {
+                match &perfect {
+                    Some((p, padded)) => {
                         if any_nan {
-                            p.walk::<true>(group, &padded, &mut leaves);
+                            p.walk::<true>(group, padded, &mut leaves);
                         } else {
-                            p.walk::<false>(group, &padded, &mut leaves);
+                            p.walk::<false>(group, padded, &mut leaves);
                         }
                         for slot in &mut leaves[..n] {
                             *slot = p.leaves.get(*slot as usize).copied().unwrap_or(u32::MAX);
