@@ -8,8 +8,10 @@
 _apr_repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 _apr_bin="$_apr_repo/target/debian-toolchain/bin"
 mkdir -p "$_apr_bin"
-for _apr_tool in cargo rustc rustdoc; do
-  ln -sf "/usr/bin/$_apr_tool" "$_apr_bin/$_apr_tool"
+for _apr_tool in cargo rustc rustdoc cargo-clippy clippy-driver; do
+  if [ -x "/usr/bin/$_apr_tool" ]; then
+    ln -sf "/usr/bin/$_apr_tool" "$_apr_bin/$_apr_tool"
+  fi
 done
 export PATH="$_apr_bin:$PATH"
 export RUSTC=/usr/bin/rustc

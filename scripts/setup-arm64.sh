@@ -2,14 +2,15 @@
 # Installs, idempotently, what building and testing for AWS Graviton (aarch64)
 # needs on a Debian 12 x86_64 machine:
 #   - Debian's Rust toolchain, which ships an aarch64 standard library
-#     (rustup here cannot add targets, and nothing in this repo asks it to);
+#     (rustup here cannot add targets, and nothing in this repo asks it to),
+#     and its clippy, to lint the aarch64 build;
 #   - the aarch64 cross linker and libc;
 #   - qemu user-mode emulation, to run aarch64 binaries and tests;
 #   - cargo-lambda, from PyPI (its `--compiler cargo` mode needs no zig).
 # Needs root (apt-get). Safe to run again: it only installs what is missing.
 set -euo pipefail
 
-packages=(rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu
+packages=(rustc-web cargo-web rust-web-clippy libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu
           libc6-dev-arm64-cross qemu-user-static)
 
 sudo=""

@@ -19,6 +19,12 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+step "cargo clippy -D warnings, aarch64 (the NEON table and everything built only there)"
+(
+  . scripts/arm64-env.sh
+  cargo clippy --workspace --all-targets --all-features --target aarch64-unknown-linux-gnu -- -D warnings
+)
+
 step "x86_64: cargo test --workspace --all-features"
 cargo test --workspace --all-features
 
