@@ -22,7 +22,7 @@
 //! # Ok::<(), apr_runtime::format::FormatError>(())
 //! ```
 
-mod dtype;
+mod codec;
 mod error;
 mod header;
 mod metadata;
@@ -32,7 +32,7 @@ mod writer;
 #[cfg(feature = "v1")]
 pub mod v1;
 
-pub use dtype::{f32_to_f16, DType};
+pub use codec::{f32_to_f16, DType};
 pub use error::FormatError;
 pub use header::{Flags, Header, ALIGNMENT, HEADER_LEN, MAGIC, MAGIC_V1};
 pub(crate) use metadata::json_type_name as metadata_json_type_name;
