@@ -2,7 +2,7 @@
 //! per rule of `apr-format.md` §1, each naming what was expected and what was
 //! found.
 
-use super::codec::DType;
+use super::dtype::DType;
 
 /// Why a `.apr` file (or a tensor handed to [`AprWriter`](super::AprWriter))
 /// was rejected.

@@ -23,6 +23,7 @@
 //! ```
 
 mod codec;
+mod dtype;
 mod error;
 mod header;
 mod metadata;
@@ -32,7 +33,8 @@ mod writer;
 #[cfg(feature = "v1")]
 pub mod v1;
 
-pub use codec::{f32_to_f16, DType};
+pub use codec::f32_to_f16;
+pub use dtype::DType;
 pub use error::FormatError;
 pub use header::{Flags, Header, ALIGNMENT, HEADER_LEN, MAGIC, MAGIC_V1};
 pub(crate) use metadata::json_type_name as metadata_json_type_name;

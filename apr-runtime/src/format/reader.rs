@@ -5,7 +5,8 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use super::codec::{decode_to_f32, DType};
+use super::codec::decode_to_f32;
+use super::dtype::DType;
 use super::error::FormatError;
 use super::header::{align64, header_crc, Header, ALIGNMENT, HEADER_LEN, MAGIC};
 use super::metadata::{json_type_name, Metadata};

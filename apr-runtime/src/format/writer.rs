@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::codec::{encode_f32, DType};
+use super::codec::encode_f32;
+use super::dtype::DType;
 use super::error::FormatError;
 use super::header::{align64, Flags, Header, HEADER_LEN};
 use super::reader::MAX_DIMS;
