@@ -9,7 +9,7 @@ use super::codec::encode_f32;
 use super::dtype::DType;
 use super::error::FormatError;
 use super::header::{align64, Flags, Header, HEADER_LEN};
-use super::reader::MAX_DIMS;
+use super::index::MAX_DIMS;
 
 /// A tensor waiting to be written.
 #[derive(Debug, Clone)]
