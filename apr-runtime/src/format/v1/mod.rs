@@ -76,16 +76,6 @@ impl V1Metadata {
     pub fn model_name(&self) -> Option<&str> {
         self.string("model_name")
     }
-
-    /// `description`, when set.
-    pub fn description(&self) -> Option<&str> {
-        self.string("description")
-    }
-
-    /// `created_at` (Unix seconds as a string).
-    pub fn created_at(&self) -> Option<&str> {
-        self.string("created_at")
-    }
 }
 
 /// A decoded v1 file.
