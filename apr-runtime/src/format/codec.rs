@@ -2,9 +2,7 @@
 //! bytes (half and bfloat16 conversions, aprender's quantizers, and the
 //! dequantization of APR-Q4/Q8 and GGML Q4_K/Q6_K).
 
-use super::dtype::{
-    DType, APR_Q4_BLOCK, APR_Q4_BLOCK_BYTES, Q4K_BLOCK_BYTES, Q6K_BLOCK_BYTES,
-};
+use super::dtype::{DType, APR_Q4_BLOCK, APR_Q4_BLOCK_BYTES, Q4K_BLOCK_BYTES, Q6K_BLOCK_BYTES};
 
 /// Converts an IEEE half (binary16) to f32, exactly.
 pub(crate) fn f16_to_f32(half: u16) -> f32 {
