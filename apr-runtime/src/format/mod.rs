@@ -29,6 +29,7 @@ mod header;
 mod index;
 mod metadata;
 mod reader;
+pub(crate) mod schema;
 mod writer;
 
 #[cfg(test)]
@@ -41,9 +42,9 @@ pub use codec::f32_to_f16;
 pub use dtype::DType;
 pub use error::FormatError;
 pub use header::{Flags, Header, ALIGNMENT, HEADER_LEN, MAGIC, MAGIC_V1};
+pub use index::{TensorInfo, MAX_DIMS};
 pub(crate) use metadata::json_type_name as metadata_json_type_name;
 pub use metadata::Metadata;
-pub use index::{TensorInfo, MAX_DIMS};
 pub use reader::{AprFile, FooterStatus, ParseOptions, Tensor};
 pub use writer::AprWriter;
 

@@ -3,6 +3,7 @@
 //! [`Compression`] and the [`V1Flags`].
 
 use super::V1Error;
+use crate::format::schema::{kmeans, linear, sequential, tree};
 
 /// The four magic bytes of a v1 container.
 pub const MAGIC: [u8; 4] = *b"APRN";
@@ -60,17 +61,17 @@ impl ModelTypeCode {
 /// apr-format.md §2).
 pub fn model_type_name(code: u16) -> &'static str {
     match code {
-        0x0001 => "LinearRegression",
-        0x0002 => "LogisticRegression",
-        0x0003 => "DecisionTree",
-        0x0004 => "RandomForest",
+        0x0001 => linear::LINEAR_REGRESSION,
+        0x0002 => linear::LOGISTIC_REGRESSION,
+        0x0003 => tree::DECISION_TREE_APRENDER,
+        0x0004 => tree::RANDOM_FOREST_APRENDER,
         0x0005 => "GradientBoosting",
-        0x0006 => "KMeans",
+        0x0006 => kmeans::KMEANS,
         0x0007 => "Pca",
         0x0008 => "NaiveBayes",
         0x0009 => "Knn",
         0x000A => "Svm",
-        0x0020 => "NeuralSequential",
+        0x0020 => sequential::NEURAL_SEQUENTIAL,
         0x0021 => "NeuralCustom",
         0x00FF => "Custom",
         _ => "unknown",

@@ -74,7 +74,7 @@ impl V1Metadata {
 
     /// `model_name`, when set.
     pub fn model_name(&self) -> Option<&str> {
-        self.string("model_name")
+        self.string(crate::format::schema::provenance::V1_MODEL_NAME)
     }
 }
 
