@@ -74,7 +74,7 @@ pub(crate) mod linear {
 }
 
 /// Decision trees and random forests: per tree, pre-order node arrays (f32)
-/// named with a prefix (`""` for a lone tree, [`forest_prefix`] in a forest).
+/// named with a prefix (`""` for a lone tree, [`forest_prefix`](tree::forest_prefix) in a forest).
 pub(crate) mod tree {
     /// `model_type` of a decision tree.
     pub(crate) const DECISION_TREE: &str = "DecisionTreeClassifier";

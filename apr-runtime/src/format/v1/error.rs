@@ -5,7 +5,7 @@ use super::{HEADER_LEN, SUPPORTED_APRENDER};
 use crate::format::FormatError;
 
 /// Why a v1 (`APRN`) file was rejected; reaches callers as
-/// [`FormatError::V1`](crate::format::FormatError::V1).
+/// [`FormatError::V1`].
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum V1Error {
