@@ -28,7 +28,7 @@ impl Metadata {
     /// The `model_type` string; `None` when absent, not a string, or empty.
     pub fn model_type(&self) -> Option<&str> {
         self.0
-            .get("model_type")
+            .get(super::schema::MODEL_TYPE)
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
     }

@@ -22,22 +22,30 @@
 //! # Ok::<(), apr_runtime::format::FormatError>(())
 //! ```
 
+mod codec;
 mod dtype;
 mod error;
 mod header;
+mod index;
 mod metadata;
 mod reader;
+pub(crate) mod schema;
 mod writer;
+
+#[cfg(test)]
+mod testing;
 
 #[cfg(feature = "v1")]
 pub mod v1;
 
-pub use dtype::{f32_to_f16, DType};
+pub use codec::f32_to_f16;
+pub use dtype::DType;
 pub use error::FormatError;
 pub use header::{Flags, Header, ALIGNMENT, HEADER_LEN, MAGIC, MAGIC_V1};
+pub use index::{TensorInfo, MAX_DIMS};
 pub(crate) use metadata::json_type_name as metadata_json_type_name;
 pub use metadata::Metadata;
-pub use reader::{AprFile, FooterStatus, ParseOptions, Tensor, TensorInfo, MAX_DIMS};
+pub use reader::{AprFile, FooterStatus, ParseOptions, Tensor};
 pub use writer::AprWriter;
 
 /// The IEEE CRC-32 (zlib's `crc32`) of `bytes`, as stored in `.apr` files.

@@ -1,20 +1,17 @@
 //! The zero-copy v2 reader: [`AprFile::parse`] validates every rule of
-//! `apr-format.md` §1 once, then hands out [`Tensor`] views into the bytes.
+//! `apr-format.md` §1 once (the tensor index through [`index`](super::index)),
+//! then hands out [`Tensor`] views into the bytes.
 
 use std::borrow::Cow;
 
 use serde_json::Value;
 
-use super::dtype::{decode_to_f32, DType};
+use super::codec::decode_to_f32;
+use super::dtype::DType;
 use super::error::FormatError;
 use super::header::{align64, header_crc, Header, ALIGNMENT, HEADER_LEN, MAGIC};
+use super::index::{parse_index, TensorInfo};
 use super::metadata::{json_type_name, Metadata};
-
-/// The most dimensions a tensor may have.
-pub const MAX_DIMS: usize = 8;
-
-/// Smallest possible index entry: name_len, dtype, ndim, offset, size.
-const MIN_INDEX_ENTRY: u64 = 2 + 1 + 1 + 8 + 8;
 
 /// Options for [`AprFile::parse_with`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,34 +41,6 @@ pub enum FooterStatus {
     Absent,
     /// The footer is present but was not checked ([`ParseOptions::verify_footer_crc`] was off).
     NotChecked,
-}
-
-/// One entry of the tensor index.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct TensorInfo {
-    /// Unique name; the index is sorted by its raw bytes.
-    pub name: String,
-    /// Element type.
-    pub dtype: DType,
-    /// Dims, row-major, outermost first (a weight is `[out, in]`).
-    pub shape: Vec<usize>,
-    /// Offset relative to the data section; a multiple of 64.
-    pub offset: u64,
-    /// Exact stored byte length, without padding.
-    pub size: u64,
-}
-
-impl TensorInfo {
-    /// Number of elements (the product of the dims; 1 for a scalar).
-    ///
-    /// Saturates at `usize::MAX`; for entries of a parsed file the product is
-    /// known not to overflow.
-    pub fn numel(&self) -> usize {
-        self.shape
-            .iter()
-            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-            .unwrap_or(usize::MAX)
-    }
 }
 
 /// A tensor of a parsed file: its index entry and a view of its bytes.
@@ -330,7 +299,7 @@ impl<'a> AprFile<'a> {
 }
 
 /// `bytes[offset..offset + len]` with every conversion checked.
-fn slice(bytes: &[u8], offset: u64, len: u64) -> Option<&[u8]> {
+pub(super) fn slice(bytes: &[u8], offset: u64, len: u64) -> Option<&[u8]> {
     let start = usize::try_from(offset).ok()?;
     let end = start.checked_add(usize::try_from(len).ok()?)?;
     bytes.get(start..end)
@@ -444,242 +413,12 @@ fn parse_metadata(bytes: &[u8], header: &Header) -> Result<Metadata, FormatError
     }
 }
 
-/// Reads index fields between `pos` and `limit`, naming the entry on failure.
-struct IndexCursor<'b> {
-    bytes: &'b [u8],
-    pos: u64,
-    limit: u64,
-    entry: u64,
-}
-
-impl<'b> IndexCursor<'b> {
-    fn take(&mut self, len: u64) -> Result<&'b [u8], FormatError> {
-        let out_of_bounds = FormatError::IndexOutOfBounds {
-            entry: self.entry,
-            offset: self.pos,
-            needed: len,
-            limit: self.limit,
-        };
-        let end = match self.pos.checked_add(len) {
-            Some(end) if end <= self.limit => end,
-            _ => return Err(out_of_bounds),
-        };
-        let taken = slice(self.bytes, self.pos, len).ok_or(out_of_bounds)?;
-        self.pos = end;
-        Ok(taken)
-    }
-
-    fn u8(&mut self) -> Result<u8, FormatError> {
-        Ok(self.array::<1>()?[0])
-    }
-
-    fn u16(&mut self) -> Result<u16, FormatError> {
-        Ok(u16::from_le_bytes(self.array()?))
-    }
-
-    fn u64(&mut self) -> Result<u64, FormatError> {
-        Ok(u64::from_le_bytes(self.array()?))
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], FormatError> {
-        let taken = self.take(N as u64)?;
-        let mut out = [0u8; N];
-        out.copy_from_slice(taken);
-        Ok(out)
-    }
-}
-
-/// The tensor index: bounds, names (UTF-8, sorted, unique), dtype, ndim,
-/// element count, size vs dims × dtype, alignment.
-fn parse_index(bytes: &[u8], header: &Header) -> Result<Vec<TensorInfo>, FormatError> {
-    let mut cursor = IndexCursor {
-        bytes,
-        pos: header.tensor_index_offset,
-        limit: header.data_offset,
-        entry: 0,
-    };
-    let count = u64::from(header.tensor_count);
-    let room = header
-        .data_offset
-        .saturating_sub(header.tensor_index_offset)
-        / MIN_INDEX_ENTRY;
-    let mut tensors: Vec<TensorInfo> =
-        Vec::with_capacity(usize::try_from(count.min(room)).unwrap_or(0));
-    for entry in 0..count {
-        cursor.entry = entry;
-        let name_len = cursor.u16()?;
-        let name_offset = cursor.pos;
-        let name = std::str::from_utf8(cursor.take(u64::from(name_len))?)
-            .map_err(|_| FormatError::TensorNameUtf8 {
-                entry,
-                offset: name_offset,
-            })?
-            .to_string();
-        if let Some(previous) = tensors.last() {
-            match previous.name.as_bytes().cmp(name.as_bytes()) {
-                std::cmp::Ordering::Less => {}
-                std::cmp::Ordering::Equal => return Err(FormatError::DuplicateTensor { name }),
-                std::cmp::Ordering::Greater => {
-                    return Err(FormatError::UnsortedIndex {
-                        entry,
-                        previous: previous.name.clone(),
-                        name,
-                    })
-                }
-            }
-        }
-        let code = cursor.u8()?;
-        let Some(dtype) = DType::from_code(code) else {
-            return Err(FormatError::UnknownDType { name, code });
-        };
-        let ndim = usize::from(cursor.u8()?);
-        if ndim > MAX_DIMS {
-            return Err(FormatError::TooManyDims { name, ndim });
-        }
-        let mut dims = Vec::with_capacity(ndim);
-        for _ in 0..ndim {
-            dims.push(cursor.u64()?);
-        }
-        let offset = cursor.u64()?;
-        let size = cursor.u64()?;
-
-        let shape: Option<Vec<usize>> = dims.iter().map(|&d| usize::try_from(d).ok()).collect();
-        let expected = shape.as_ref().and_then(|shape| {
-            let numel = shape
-                .iter()
-                .try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
-            dtype.stored_size(numel)
-        });
-        let (Some(shape), Some(expected)) = (shape, expected) else {
-            return Err(FormatError::ElementCountOverflow {
-                name,
-                dtype,
-                shape: dims,
-            });
-        };
-        if expected != size {
-            return Err(FormatError::SizeMismatch {
-                name,
-                dtype,
-                shape: dims,
-                expected,
-                found: size,
-            });
-        }
-        if offset % ALIGNMENT != 0 {
-            return Err(FormatError::MisalignedTensor { name, offset });
-        }
-        tensors.push(TensorInfo {
-            name,
-            dtype,
-            shape,
-            offset,
-            size,
-        });
-    }
-    Ok(tensors)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::header::{Flags, HEADER_CRC_OFFSET};
+    use crate::format::header::Flags;
+    use crate::format::testing::*;
     use crate::format::AprWriter;
-
-    /// One hand-made index entry (anything may be wrong with it).
-    struct RawEntry {
-        name: Vec<u8>,
-        code: u8,
-        dims: Vec<u64>,
-        offset: u64,
-        size: u64,
-    }
-
-    fn entry(name: &str, code: u8, dims: &[u64], offset: u64, size: u64) -> RawEntry {
-        RawEntry {
-            name: name.as_bytes().to_vec(),
-            code,
-            dims: dims.to_vec(),
-            offset,
-            size,
-        }
-    }
-
-    /// Lays out a file exactly like the writer would, from raw parts, with
-    /// valid checksums; `data_len` bytes of data (0x11 filled).
-    fn raw_file(json: &[u8], entries: &[RawEntry], data_len: usize) -> Vec<u8> {
-        let mut index = Vec::new();
-        for e in entries {
-            index.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
-            index.extend_from_slice(&e.name);
-            index.push(e.code);
-            index.push(e.dims.len() as u8);
-            for d in &e.dims {
-                index.extend_from_slice(&d.to_le_bytes());
-            }
-            index.extend_from_slice(&e.offset.to_le_bytes());
-            index.extend_from_slice(&e.size.to_le_bytes());
-        }
-        let index_offset = 64 + (json.len() as u64).div_ceil(64) * 64;
-        let data_offset = index_offset + (index.len() as u64).div_ceil(64) * 64;
-        let header = Header {
-            version_major: 2,
-            version_minor: 0,
-            flags: Flags(Flags::ROW_MAJOR),
-            tensor_count: entries.len() as u32,
-            metadata_offset: 64,
-            metadata_size: json.len() as u32,
-            tensor_index_offset: index_offset,
-            data_offset,
-            header_crc: 0,
-        };
-        let mut out = header.encode().to_vec();
-        out.extend_from_slice(json);
-        out.resize(index_offset as usize, 0);
-        out.extend_from_slice(&index);
-        out.resize(data_offset as usize, 0);
-        out.resize(data_offset as usize + data_len, 0x11);
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
-    }
-
-    const JSON: &[u8] = br#"{"model_type":"LinearRegression"}"#;
-
-    fn valid() -> Vec<u8> {
-        raw_file(
-            JSON,
-            &[
-                entry("bias", 0, &[1], 0, 4),
-                entry("weight", 0, &[1, 3], 64, 12),
-            ],
-            128,
-        )
-    }
-
-    /// Rewrites the header field at `at`, then fixes both checksums.
-    fn patch(mut bytes: Vec<u8>, at: usize, new: &[u8]) -> Vec<u8> {
-        bytes[at..at + new.len()].copy_from_slice(new);
-        refresh_checksums(bytes)
-    }
-
-    fn refresh_checksums(mut bytes: Vec<u8>) -> Vec<u8> {
-        let mut header = [0u8; 64];
-        header.copy_from_slice(&bytes[..64]);
-        let crc = header_crc(&header);
-        bytes[HEADER_CRC_OFFSET..HEADER_CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
-        let body = bytes.len() - 4;
-        let crc = crc32fast::hash(&bytes[..body]);
-        bytes[body..].copy_from_slice(&crc.to_le_bytes());
-        bytes
-    }
-
-    fn parse_err(bytes: &[u8]) -> FormatError {
-        match AprFile::parse(bytes) {
-            Ok(_) => panic!("accepted a file that breaks a rule"),
-            Err(e) => e,
-        }
-    }
 
     #[test]
     fn a_valid_hand_made_file_reads() {
@@ -862,128 +601,6 @@ mod tests {
         );
         let empty = raw_file(b"{}", &[], 0);
         assert!(AprFile::parse(&empty).is_ok_and(|f| f.model_type().is_none()));
-    }
-
-    #[test]
-    fn index_names_are_sorted_unique_utf8() {
-        let unsorted = raw_file(
-            JSON,
-            &[entry("b", 0, &[1], 0, 4), entry("a", 0, &[1], 64, 4)],
-            128,
-        );
-        assert!(matches!(
-            parse_err(&unsorted),
-            FormatError::UnsortedIndex { entry: 1, .. }
-        ));
-        let duplicate = raw_file(
-            JSON,
-            &[entry("a", 0, &[1], 0, 4), entry("a", 0, &[1], 64, 4)],
-            128,
-        );
-        assert!(
-            matches!(parse_err(&duplicate), FormatError::DuplicateTensor { name } if name == "a")
-        );
-        let mut bad_name = entry("a", 0, &[1], 0, 4);
-        bad_name.name = vec![0xc3];
-        assert!(matches!(
-            parse_err(&raw_file(JSON, &[bad_name], 64)),
-            FormatError::TensorNameUtf8 { entry: 0, .. }
-        ));
-        // Raw-byte order: "Z" (0x5a) sorts before "a" (0x61), "é" after "z".
-        let bytes_order = raw_file(
-            JSON,
-            &[
-                entry("Z", 0, &[1], 0, 4),
-                entry("a", 0, &[1], 64, 4),
-                entry("é", 0, &[1], 128, 4),
-            ],
-            192,
-        );
-        let file = AprFile::parse(&bytes_order).expect("valid");
-        assert!(file.tensor("é").is_some() && file.tensor("Z").is_some());
-    }
-
-    #[test]
-    fn index_entries_are_checked() {
-        let one = |e: RawEntry, data: usize| parse_err(&raw_file(JSON, &[e], data));
-        assert!(matches!(
-            one(entry("t", 2, &[1], 0, 4), 64),
-            FormatError::UnknownDType { code: 2, .. }
-        ));
-        assert!(matches!(
-            one(entry("t", 0, &[1; 9], 0, 4), 64),
-            FormatError::TooManyDims { ndim: 9, .. }
-        ));
-        assert!(matches!(
-            one(entry("t", 0, &[2, 2], 0, 12), 64),
-            FormatError::SizeMismatch {
-                expected: 16,
-                found: 12,
-                ..
-            }
-        ));
-        assert!(matches!(
-            one(entry("t", 5, &[u64::MAX, 2], 0, 0), 64),
-            FormatError::ElementCountOverflow { .. }
-        ));
-        assert!(matches!(
-            one(entry("t", 129, &[u64::MAX / 2], 0, 0), 64),
-            FormatError::ElementCountOverflow { .. } | FormatError::SizeMismatch { .. }
-        ));
-        assert!(matches!(
-            one(entry("t", 0, &[1], 4, 4), 64),
-            FormatError::MisalignedTensor { offset: 4, .. }
-        ));
-        assert!(matches!(
-            one(entry("t", 0, &[1], 64, 4), 64),
-            FormatError::TensorOutOfBounds { offset: 64, .. }
-        ));
-        assert!(matches!(
-            one(entry("t", 0, &[1], u64::MAX - 63, 4), 64),
-            FormatError::TensorOutOfBounds { .. }
-        ));
-        // Zero-dim (scalar) and zero-size tensors are fine.
-        let scalar = raw_file(
-            JSON,
-            &[entry("s", 0, &[], 0, 4), entry("z", 0, &[0], 64, 0)],
-            64,
-        );
-        let file = AprFile::parse(&scalar).expect("valid");
-        assert_eq!(file.tensor("s").map(|t| t.numel()), Some(1));
-        assert_eq!(
-            file.tensor("z")
-                .and_then(|t| t.to_f32().ok())
-                .map(|v| v.len()),
-            Some(0)
-        );
-    }
-
-    #[test]
-    fn index_must_fit_before_the_data() {
-        // The zero padding after the last entry reads as an entry named "",
-        // which sorts before "weight".
-        let too_many = patch(valid(), 8, &5u32.to_le_bytes());
-        assert!(matches!(
-            parse_err(&too_many),
-            FormatError::UnsortedIndex { entry: 2, .. }
-        ));
-        // One entry of exactly 64 bytes (no padding): a second one cannot fit.
-        let name = "n".repeat(36);
-        let exact = raw_file(JSON, &[entry(&name, 0, &[1], 0, 4)], 64);
-        assert!(AprFile::parse(&exact).is_ok());
-        assert!(matches!(
-            parse_err(&patch(exact.clone(), 8, &2u32.to_le_bytes())),
-            FormatError::IndexOutOfBounds {
-                entry: 1,
-                needed: 2,
-                ..
-            }
-        ));
-        // A huge count must fail fast, without a huge allocation.
-        assert!(matches!(
-            parse_err(&patch(exact, 8, &u32::MAX.to_le_bytes())),
-            FormatError::IndexOutOfBounds { entry: 1, .. }
-        ));
     }
 
     #[test]

@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::dtype::{encode_f32, DType};
+use super::codec::encode_f32;
+use super::dtype::DType;
 use super::error::FormatError;
 use super::header::{align64, Flags, Header, HEADER_LEN};
-use super::reader::MAX_DIMS;
+use super::index::MAX_DIMS;
+use super::schema;
 
 /// A tensor waiting to be written.
 #[derive(Debug, Clone)]
@@ -54,7 +56,7 @@ impl AprWriter {
 
     /// Sets metadata `model_type`.
     pub fn model_type(&mut self, t: &str) -> &mut Self {
-        self.metadata("model_type", Value::from(t))
+        self.metadata(schema::MODEL_TYPE, Value::from(t))
     }
 
     /// Sets metadata `labels`: one label per class (or cluster), in class
@@ -63,7 +65,7 @@ impl AprWriter {
     /// match the model's classes is refused when the model is loaded.
     pub fn labels<S: AsRef<str>>(&mut self, labels: &[S]) -> &mut Self {
         let labels = labels.iter().map(|l| Value::from(l.as_ref())).collect();
-        self.metadata("labels", Value::Array(labels))
+        self.metadata(schema::LABELS, Value::Array(labels))
     }
 
     /// Sets metadata `feature_names`: one distinct name per input feature, in
@@ -71,7 +73,7 @@ impl AprWriter {
     /// ([`Model::feature_names`](crate::model::Model::feature_names)).
     pub fn feature_names<S: AsRef<str>>(&mut self, names: &[S]) -> &mut Self {
         let names = names.iter().map(|n| Value::from(n.as_ref())).collect();
-        self.metadata("feature_names", Value::Array(names))
+        self.metadata(schema::FEATURE_NAMES, Value::Array(names))
     }
 
     /// Sets a metadata key (replacing an earlier value).

@@ -118,7 +118,7 @@ impl LambdaHandler {
         options: ParseOptions,
         load: LoadOptions,
     ) -> Result<Self, LambdaError> {
-        let process_start = metrics::mark_process_start();
+        let process_start = metrics::process_start();
         let parse_start = Instant::now();
         if bytes.is_empty() {
             return Err(LambdaError::EmptyModel);

@@ -9,12 +9,16 @@ use serde::Serialize;
 use super::error::LambdaError;
 use super::response::InvocationResponse;
 
-/// The process start, as stamped by [`mark_process_start`] (the macro's
-/// `main` does it first thing) or, failing that, by the first handler built.
+/// The process start, stamped only by [`process_start`].
 static PROCESS_START: OnceLock<Instant> = OnceLock::new();
 
-/// Stamps the process start (first call wins) and returns it.
-pub(crate) fn mark_process_start() -> Instant {
+/// The process start: stamped by the first call, returned by every call.
+///
+/// The one place the cold-start clock is stamped. The `#[apr_lambda]` main
+/// calls it first thing (as `__private::process_start`); a handler built
+/// without the macro reads it as it is built, so the clock then starts with
+/// the first handler.
+pub fn process_start() -> Instant {
     *PROCESS_START.get_or_init(Instant::now)
 }
 

@@ -175,7 +175,6 @@ pub mod __private {
     use std::future::Future;
     use std::process::ExitCode;
     use std::sync::Arc;
-    use std::time::Instant;
 
     use serde::de::DeserializeOwned;
     use serde::Serialize;
@@ -186,9 +185,7 @@ pub mod __private {
 
     /// Stamps the process start (the first call wins); the generated `main`
     /// calls it first thing, so the cold-start figures start there.
-    pub fn process_start() -> Instant {
-        super::metrics::mark_process_start()
-    }
+    pub use super::metrics::process_start;
 
     /// The serving configuration the attribute's arguments build.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,7 +263,6 @@ pub mod __private {
     /// bytes and serves it: Lambda mode or local mode. An init error is
     /// printed and, in Lambda mode, reported to `/runtime/init/error`.
     pub fn run(bytes: &'static [u8], config: Config) -> ExitCode {
-        process_start();
         match config.handler(bytes) {
             Ok(handler) => super::serve_to_exit_code(Arc::new(handler)),
             Err(err) => {
@@ -292,7 +288,6 @@ pub mod __private {
         F: Fn(&'static Model<'static>, T, Context) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, E>> + Send + 'static,
     {
-        process_start();
         match config.handler(bytes) {
             Ok(handler) => {
                 let handler: &'static LambdaHandler = Box::leak(Box::new(handler));

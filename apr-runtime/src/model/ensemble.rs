@@ -20,10 +20,8 @@
 use super::output::{sized, BatchLayout, Output, ProbabilityLayout, RowsOut, Scratch};
 use super::source::{shape_mismatch, vector_len, TensorSource};
 use super::{ModelError, PredictError};
+use crate::format::schema::{self, ensemble as names};
 use crate::format::{DType, Tensor};
-
-/// The metadata `model_type` of this family.
-pub const MODEL_TYPE: &str = "TreeEnsemble";
 
 /// The most nodes, weights, trees or features an ensemble may have (indices
 /// are stored as `u32`, modes in the top byte of the feature).
@@ -781,47 +779,50 @@ impl Ensemble {
                 )),
             }
         };
-        let aggregate = match text("aggregate")? {
+        let aggregate = match text(names::AGGREGATE)? {
             None => Aggregate::Sum,
             Some(name) => Aggregate::from_name(&name).ok_or_else(|| {
                 invalid_meta(
-                    "aggregate",
+                    names::AGGREGATE,
                     format!("`{name}` is not SUM, AVERAGE, MIN or MAX"),
                 )
             })?,
         };
-        let post_transform = match text("post_transform")? {
+        let post_transform = match text(names::POST_TRANSFORM)? {
             None => PostTransform::None,
             Some(name) => PostTransform::from_name(&name).ok_or_else(|| {
                 invalid_meta(
-                    "post_transform",
+                    names::POST_TRANSFORM,
                     format!("`{name}` is not NONE, LOGISTIC, SOFTMAX, SOFTMAX_ZERO or PROBIT"),
                 )
             })?,
         };
         let n_features = src
-            .metadata_count("n_features")?
-            .ok_or_else(|| invalid_meta("n_features", "missing".to_owned()))?;
+            .metadata_count(schema::N_FEATURES)?
+            .ok_or_else(|| invalid_meta(schema::N_FEATURES, "missing".to_owned()))?;
         let n_columns = src
-            .metadata_count("n_targets")?
-            .ok_or_else(|| invalid_meta("n_targets", "missing".to_owned()))?;
+            .metadata_count(names::N_TARGETS)?
+            .ok_or_else(|| invalid_meta(names::N_TARGETS, "missing".to_owned()))?;
         if n_columns == 0 || n_columns > MAX_INDEX || n_features > MAX_INDEX {
             return Err(invalid_meta(
-                "n_targets",
+                names::N_TARGETS,
                 format!("{n_columns} score columns over {n_features} features is out of range"),
             ));
         }
-        let task = match (src.metadata_count("n_classes")?, text("binary")?) {
+        let task = match (src.metadata_count(schema::N_CLASSES)?, text(names::BINARY)?) {
             (None, None) => Task::Regression,
             (Some(2), Some(rule)) if n_columns == 1 => {
                 Task::Binary(BinaryScore::from_name(&rule).ok_or_else(|| {
-                    invalid_meta("binary", format!("`{rule}` is not one_minus or margin"))
+                    invalid_meta(
+                        names::BINARY,
+                        format!("`{rule}` is not one_minus or margin"),
+                    )
                 })?)
             }
             (Some(n), None) if n == n_columns && n >= 2 => Task::Classes,
             (classes, rule) => {
                 return Err(invalid_meta(
-                    "n_classes",
+                    schema::N_CLASSES,
                     format!(
                     "{classes:?} classes with binary rule {rule:?} do not fit {n_columns} score \
                          columns (a classifier has one column per class, or two classes over one \
@@ -831,7 +832,7 @@ impl Ensemble {
             }
         };
 
-        let feature_tensor = src.require("nodes_feature")?;
+        let feature_tensor = src.require(names::NODES_FEATURE)?;
         let n = match vector_len(&feature_tensor) {
             Some(n) if (1..=MAX_INDEX).contains(&n) => n,
             _ => {
@@ -842,32 +843,32 @@ impl Ensemble {
             }
         };
         let features = integers(&feature_tensor, DType::I32, n)?;
-        let modes = integers(&src.require("nodes_mode")?, DType::U8, n)?;
-        let trues = integers(&src.require("nodes_true")?, DType::I32, n)?;
-        let falses = integers(&src.require("nodes_false")?, DType::I32, n)?;
-        let missing = integers(&src.require("nodes_missing_true")?, DType::U8, n)?;
-        let threshold_tensor = src.require("nodes_threshold")?;
+        let modes = integers(&src.require(names::NODES_MODE)?, DType::U8, n)?;
+        let trues = integers(&src.require(names::NODES_TRUE)?, DType::I32, n)?;
+        let falses = integers(&src.require(names::NODES_FALSE)?, DType::I32, n)?;
+        let missing = integers(&src.require(names::NODES_MISSING_TRUE)?, DType::U8, n)?;
+        let threshold_tensor = src.require(names::NODES_THRESHOLD)?;
         if vector_len(&threshold_tensor) != Some(n) {
             return Err(shape_mismatch(&threshold_tensor, format!("[{n}]")));
         }
         let thresholds = src.finite_f32_values(&threshold_tensor)?;
-        let offsets = integers(&src.require("leaf_offsets")?, DType::I32, n + 1)?;
-        let target_tensor = src.require("leaf_targets")?;
+        let offsets = integers(&src.require(names::LEAF_OFFSETS)?, DType::I32, n + 1)?;
+        let target_tensor = src.require(names::LEAF_TARGETS)?;
         let n_weights = vector_len(&target_tensor)
             .filter(|&w| w <= MAX_INDEX)
             .ok_or_else(|| shape_mismatch(&target_tensor, "[n_weights]"))?;
         let targets = integers(&target_tensor, DType::I32, n_weights)?;
-        let weight_tensor = src.require("leaf_weights")?;
+        let weight_tensor = src.require(names::LEAF_WEIGHTS)?;
         if vector_len(&weight_tensor) != Some(n_weights) {
             return Err(shape_mismatch(&weight_tensor, format!("[{n_weights}]")));
         }
         let weight_values = src.finite_f32_values(&weight_tensor)?;
-        let roots_tensor = src.require("tree_roots")?;
+        let roots_tensor = src.require(names::TREE_ROOTS)?;
         let n_trees = vector_len(&roots_tensor)
             .filter(|&t| (1..=n).contains(&t))
             .ok_or_else(|| shape_mismatch(&roots_tensor, "[n_trees], at least one tree"))?;
         let roots = integers(&roots_tensor, DType::I32, n_trees)?;
-        let base_values = match src.get("base_values") {
+        let base_values = match src.get(names::BASE_VALUES) {
             None => Vec::new(),
             Some(tensor) => {
                 if vector_len(&tensor) != Some(n_columns) {
@@ -1444,32 +1445,34 @@ mod tests {
         a.offsets.push(a.targets.len() as i32);
         let i32s = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
         let mut w = AprWriter::new();
-        w.model_type(MODEL_TYPE);
-        w.metadata("n_features", serde_json::json!(5));
-        w.metadata("n_targets", serde_json::json!(columns));
+        w.model_type(names::TREE_ENSEMBLE);
+        w.metadata(schema::N_FEATURES, serde_json::json!(5));
+        w.metadata(names::N_TARGETS, serde_json::json!(columns));
         let n = a.feature.len();
-        w.add_tensor("tree_roots", DType::I32, &[roots.len()], i32s(&roots))
+        w.add_tensor(names::TREE_ROOTS, DType::I32, &[roots.len()], i32s(&roots))
             .unwrap();
-        w.add_tensor("nodes_feature", DType::I32, &[n], i32s(&a.feature))
+        w.add_tensor(names::NODES_FEATURE, DType::I32, &[n], i32s(&a.feature))
             .unwrap();
-        w.add_tensor("nodes_mode", DType::U8, &[n], a.mode).unwrap();
-        w.add_f32("nodes_threshold", &[n], &a.threshold).unwrap();
-        w.add_tensor("nodes_true", DType::I32, &[n], i32s(&a.yes))
+        w.add_tensor(names::NODES_MODE, DType::U8, &[n], a.mode)
             .unwrap();
-        w.add_tensor("nodes_false", DType::I32, &[n], i32s(&a.no))
+        w.add_f32(names::NODES_THRESHOLD, &[n], &a.threshold)
             .unwrap();
-        w.add_tensor("nodes_missing_true", DType::U8, &[n], a.missing)
+        w.add_tensor(names::NODES_TRUE, DType::I32, &[n], i32s(&a.yes))
             .unwrap();
-        w.add_tensor("leaf_offsets", DType::I32, &[n + 1], i32s(&a.offsets))
+        w.add_tensor(names::NODES_FALSE, DType::I32, &[n], i32s(&a.no))
+            .unwrap();
+        w.add_tensor(names::NODES_MISSING_TRUE, DType::U8, &[n], a.missing)
+            .unwrap();
+        w.add_tensor(names::LEAF_OFFSETS, DType::I32, &[n + 1], i32s(&a.offsets))
             .unwrap();
         w.add_tensor(
-            "leaf_targets",
+            names::LEAF_TARGETS,
             DType::I32,
             &[a.targets.len()],
             i32s(&a.targets),
         )
         .unwrap();
-        w.add_f32("leaf_weights", &[a.weights.len()], &a.weights)
+        w.add_f32(names::LEAF_WEIGHTS, &[a.weights.len()], &a.weights)
             .unwrap();
         w.to_bytes()
     }
@@ -1517,28 +1520,33 @@ mod tests {
         let build = |feature: i32, mode: u8, yes: i32, target: i32| {
             let i32s = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
             let mut w = AprWriter::new();
-            w.model_type(MODEL_TYPE);
-            w.metadata("n_features", serde_json::json!(2));
-            w.metadata("n_targets", serde_json::json!(1));
-            w.add_tensor("tree_roots", DType::I32, &[1], i32s(&[0]))
+            w.model_type(names::TREE_ENSEMBLE);
+            w.metadata(schema::N_FEATURES, serde_json::json!(2));
+            w.metadata(names::N_TARGETS, serde_json::json!(1));
+            w.add_tensor(names::TREE_ROOTS, DType::I32, &[1], i32s(&[0]))
                 .unwrap();
-            w.add_tensor("nodes_feature", DType::I32, &[3], i32s(&[feature, 0, 0]))
+            w.add_tensor(
+                names::NODES_FEATURE,
+                DType::I32,
+                &[3],
+                i32s(&[feature, 0, 0]),
+            )
+            .unwrap();
+            w.add_tensor(names::NODES_MODE, DType::U8, &[3], vec![mode, 6, 6])
                 .unwrap();
-            w.add_tensor("nodes_mode", DType::U8, &[3], vec![mode, 6, 6])
+            w.add_f32(names::NODES_THRESHOLD, &[3], &[0.5, 0.0, 0.0])
                 .unwrap();
-            w.add_f32("nodes_threshold", &[3], &[0.5, 0.0, 0.0])
+            w.add_tensor(names::NODES_TRUE, DType::I32, &[3], i32s(&[yes, 0, 0]))
                 .unwrap();
-            w.add_tensor("nodes_true", DType::I32, &[3], i32s(&[yes, 0, 0]))
+            w.add_tensor(names::NODES_FALSE, DType::I32, &[3], i32s(&[2, 0, 0]))
                 .unwrap();
-            w.add_tensor("nodes_false", DType::I32, &[3], i32s(&[2, 0, 0]))
+            w.add_tensor(names::NODES_MISSING_TRUE, DType::U8, &[3], vec![0, 0, 0])
                 .unwrap();
-            w.add_tensor("nodes_missing_true", DType::U8, &[3], vec![0, 0, 0])
+            w.add_tensor(names::LEAF_OFFSETS, DType::I32, &[4], i32s(&[0, 0, 1, 2]))
                 .unwrap();
-            w.add_tensor("leaf_offsets", DType::I32, &[4], i32s(&[0, 0, 1, 2]))
+            w.add_tensor(names::LEAF_TARGETS, DType::I32, &[2], i32s(&[0, target]))
                 .unwrap();
-            w.add_tensor("leaf_targets", DType::I32, &[2], i32s(&[0, target]))
-                .unwrap();
-            w.add_f32("leaf_weights", &[2], &[1.0, 2.0]).unwrap();
+            w.add_f32(names::LEAF_WEIGHTS, &[2], &[1.0, 2.0]).unwrap();
             let bytes = w.to_bytes();
             let file = AprFile::parse(&bytes).unwrap();
             Ensemble::load(&TensorSource::new(&file, ModelFamily::TreeEnsemble, true)).map(|_| ())

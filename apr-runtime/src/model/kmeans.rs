@@ -4,6 +4,7 @@ use super::output::{argmin, sized, BatchLayout, Output, ProbabilityLayout, RowsO
 use super::source::{shape_mismatch, TensorSource};
 use super::weights::Weights;
 use super::ModelError;
+use crate::format::schema::kmeans;
 use crate::kernels::Kernels;
 
 /// `centroids` `[k, d]`; the scalar bookkeeping tensors aprender stores next
@@ -16,7 +17,7 @@ pub(super) struct KMeans<'a> {
 
 impl<'a> KMeans<'a> {
     pub(super) fn load(src: &TensorSource<'_, 'a>) -> Result<Self, ModelError> {
-        let tensor = src.require("centroids")?;
+        let tensor = src.require(kmeans::CENTROIDS)?;
         let (k, d) = match *tensor.shape() {
             [k, d] if k > 0 && d > 0 => (k, d),
             _ => {

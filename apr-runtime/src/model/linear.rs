@@ -5,6 +5,7 @@ use super::output::{argmax, sized, BatchLayout, Output, ProbabilityLayout, RowsO
 use super::source::{is_scalar, shape_mismatch, vector_len, TensorSource};
 use super::weights::Weights;
 use super::ModelError;
+use crate::format::schema::linear as names;
 use crate::kernels::Kernels;
 
 /// `y = W x + b` with `W` row-major `n_out × n_in`, borrowed from the file
@@ -48,7 +49,7 @@ impl<'a> Dense<'a> {
 /// Reads `weight` (+ optional `bias`) or `coefficients` (+ optional
 /// `intercept`), the two namings of an affine model.
 pub(super) fn load_affine<'a>(src: &TensorSource<'_, 'a>) -> Result<Dense<'a>, ModelError> {
-    if let Some(weight) = src.get("weight") {
+    if let Some(weight) = src.get(names::WEIGHT) {
         let (n_out, n_in) = match *weight.shape() {
             [n_out, n_in] => (n_out, n_in),
             [n_in] => (1, n_in),
@@ -65,7 +66,7 @@ pub(super) fn load_affine<'a>(src: &TensorSource<'_, 'a>) -> Result<Dense<'a>, M
                 "[n_out, n_in] with both dimensions at least 1",
             ));
         }
-        let bias = src.get("bias");
+        let bias = src.get(names::BIAS);
         if let Some(bias) = &bias {
             if vector_len(bias) != Some(n_out) {
                 return Err(shape_mismatch(
@@ -84,7 +85,7 @@ pub(super) fn load_affine<'a>(src: &TensorSource<'_, 'a>) -> Result<Dense<'a>, M
             n_out,
         });
     }
-    let coefficients = src.require("coefficients")?;
+    let coefficients = src.require(names::COEFFICIENTS)?;
     let n_in = match vector_len(&coefficients) {
         Some(n) if n > 0 => n,
         _ => {
@@ -94,7 +95,7 @@ pub(super) fn load_affine<'a>(src: &TensorSource<'_, 'a>) -> Result<Dense<'a>, M
             ))
         }
     };
-    let intercept = match src.get("intercept") {
+    let intercept = match src.get(names::INTERCEPT) {
         Some(intercept) if !(is_scalar(&intercept) && intercept.numel() == 1) => {
             return Err(shape_mismatch(&intercept, "[1] (a single intercept)"))
         }

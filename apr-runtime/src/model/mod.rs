@@ -52,6 +52,7 @@ pub use output::{BatchOutput, Output, OwnedOutput, Prediction, Scratch};
 pub use preprocess::{ElementOp, MAX_PREPROCESS_STAGES, PREPROCESS_KEY};
 pub use weights::WEIGHT_ALIGNMENT;
 
+use crate::format::schema;
 use crate::format::AprFile;
 use crate::kernels::{self, Kernels};
 use crate::threads::{self, Parallelism, MAX_THREADS, MIN_ROWS_PER_THREAD};
@@ -93,13 +94,13 @@ impl ModelFamily {
     /// The metadata `model_type` name of the family.
     pub fn name(self) -> &'static str {
         match self {
-            ModelFamily::LinearRegression => "LinearRegression",
-            ModelFamily::LogisticRegression => "LogisticRegression",
-            ModelFamily::DecisionTree => "DecisionTreeClassifier",
-            ModelFamily::RandomForest => "RandomForestClassifier",
-            ModelFamily::KMeans => "KMeans",
-            ModelFamily::NeuralSequential => "NeuralSequential",
-            ModelFamily::TreeEnsemble => ensemble::MODEL_TYPE,
+            ModelFamily::LinearRegression => schema::linear::LINEAR_REGRESSION,
+            ModelFamily::LogisticRegression => schema::linear::LOGISTIC_REGRESSION,
+            ModelFamily::DecisionTree => schema::tree::DECISION_TREE,
+            ModelFamily::RandomForest => schema::tree::RANDOM_FOREST,
+            ModelFamily::KMeans => schema::kmeans::KMEANS,
+            ModelFamily::NeuralSequential => schema::sequential::NEURAL_SEQUENTIAL,
+            ModelFamily::TreeEnsemble => schema::ensemble::TREE_ENSEMBLE,
         }
     }
 
@@ -108,13 +109,19 @@ impl ModelFamily {
     /// `"RandomForest"` and aprender's `"Sequential"` are accepted.
     pub fn from_model_type(model_type: &str) -> Option<Self> {
         Some(match model_type {
-            "LinearRegression" => ModelFamily::LinearRegression,
-            "LogisticRegression" => ModelFamily::LogisticRegression,
-            "DecisionTreeClassifier" | "DecisionTree" => ModelFamily::DecisionTree,
-            "RandomForestClassifier" | "RandomForest" => ModelFamily::RandomForest,
-            "KMeans" => ModelFamily::KMeans,
-            "NeuralSequential" | "Sequential" => ModelFamily::NeuralSequential,
-            ensemble::MODEL_TYPE => ModelFamily::TreeEnsemble,
+            schema::linear::LINEAR_REGRESSION => ModelFamily::LinearRegression,
+            schema::linear::LOGISTIC_REGRESSION => ModelFamily::LogisticRegression,
+            schema::tree::DECISION_TREE | schema::tree::DECISION_TREE_APRENDER => {
+                ModelFamily::DecisionTree
+            }
+            schema::tree::RANDOM_FOREST | schema::tree::RANDOM_FOREST_APRENDER => {
+                ModelFamily::RandomForest
+            }
+            schema::kmeans::KMEANS => ModelFamily::KMeans,
+            schema::sequential::NEURAL_SEQUENTIAL | schema::sequential::SEQUENTIAL => {
+                ModelFamily::NeuralSequential
+            }
+            schema::ensemble::TREE_ENSEMBLE => ModelFamily::TreeEnsemble,
             _ => return None,
         })
     }
@@ -936,7 +943,9 @@ fn detect_family(file: &AprFile<'_>) -> Result<ModelFamily, ModelError> {
         None => {
             let names: Vec<&str> = file.tensors().iter().map(|t| t.name.as_str()).collect();
             match names.as_slice() {
-                ["weight"] | ["bias", "weight"] => Ok(ModelFamily::LinearRegression),
+                [schema::linear::WEIGHT] | [schema::linear::BIAS, schema::linear::WEIGHT] => {
+                    Ok(ModelFamily::LinearRegression)
+                }
                 _ => Err(unsupported()),
             }
         }

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::error::ModelError;
-use crate::format::Metadata;
+use crate::format::{schema, Metadata};
 
 /// The metadata key holding class (or cluster) labels: an array of strings
 /// (or integers, kept as their decimal text), one per class.
-pub const LABELS_KEY: &str = "labels";
+pub const LABELS_KEY: &str = schema::LABELS;
 
 /// Read as the labels when there is no [`LABELS_KEY`]: the key this
 /// project's default model (and scikit-learn-minded writers) use.
@@ -21,7 +21,7 @@ pub(super) const CLASS_NAMES_KEY: &str = "class_names";
 
 /// The metadata key holding feature names: an array of distinct strings,
 /// one per input feature.
-pub const FEATURE_NAMES_KEY: &str = "feature_names";
+pub const FEATURE_NAMES_KEY: &str = schema::FEATURE_NAMES;
 
 /// Where a list of names came from, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,9 +12,10 @@ use serde_json::Value;
 
 use super::source::{shape_mismatch, vector_len, TensorSource};
 use super::ModelError;
+use crate::format::schema::preprocess as names;
 
 /// The metadata key listing the stages.
-pub const PREPROCESS_KEY: &str = "preprocess";
+pub const PREPROCESS_KEY: &str = names::KEY;
 
 /// The most stages a model may have (each is a pass over every row).
 pub const MAX_PREPROCESS_STAGES: usize = 64;
@@ -85,8 +86,8 @@ impl Preprocess {
         }
         let mut out = Vec::with_capacity(stages.len());
         for (i, stage) in stages.iter().enumerate() {
-            let op = stage.get("op").and_then(Value::as_str);
-            let tensor = stage.get("tensor").and_then(Value::as_str);
+            let op = stage.get(names::OP).and_then(Value::as_str);
+            let tensor = stage.get(names::TENSOR).and_then(Value::as_str);
             let (Some(op), Some(tensor)) = (op, tensor) else {
                 return Err(invalid(format!(
                     "stage {i} is not an object with string `op` and `tensor`"

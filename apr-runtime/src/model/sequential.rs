@@ -12,6 +12,7 @@ use super::linear::Dense;
 use super::output::{argmax, sized, BatchLayout, Output, ProbabilityLayout, RowsOut, Scratch};
 use super::source::{shape_mismatch, TensorSource};
 use super::ModelError;
+use crate::format::schema::sequential as names;
 use crate::format::Tensor;
 use crate::kernels::Kernels;
 
@@ -170,11 +171,11 @@ impl<'a> Sequential<'a> {
     pub(super) fn load(src: &TensorSource<'_, 'a>) -> Result<Self, ModelError> {
         let missing_layers = || {
             ModelError::InvalidMetadata {
-            key: "layers".to_owned(),
+            key: names::LAYERS.to_owned(),
             reason: "a NeuralSequential model lists its layers there as an array of strings such as \"Linear(4->8)\" and \"ReLU\"".to_owned(),
         }
         };
-        let specs = match src.file().metadata().get("layers") {
+        let specs = match src.file().metadata().get(names::LAYERS) {
             Some(Value::Array(items)) if !items.is_empty() => items
                 .iter()
                 .enumerate()
@@ -281,11 +282,11 @@ impl<'a> Sequential<'a> {
         }
         let (Some(n_in), Some(n_out)) = (n_in, width) else {
             return Err(ModelError::InvalidMetadata {
-                key: "layers".to_owned(),
+                key: names::LAYERS.to_owned(),
                 reason: "it has no Linear layer, so the input width is unknown".to_owned(),
             });
         };
-        for (key, declared) in [("n_inputs", n_in), ("n_outputs", n_out)] {
+        for (key, declared) in [(names::N_INPUTS, n_in), (names::N_OUTPUTS, n_out)] {
             if let Some(found) = src.metadata_count(key)? {
                 if found != declared {
                     return Err(ModelError::InvalidMetadata {

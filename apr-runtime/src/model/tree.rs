@@ -17,6 +17,7 @@
 use super::output::{argmax, sized, BatchLayout, Output, ProbabilityLayout, RowsOut, Scratch};
 use super::source::{f32_values, shape_mismatch, vector_len, TensorSource};
 use super::{ModelError, PredictError};
+use crate::format::schema::{self, tree as names};
 
 /// The largest integer an `f32` node field may hold (every integer up to
 /// 2^24 is exact in `f32`).
@@ -127,7 +128,7 @@ fn load_tree(
     tree: Option<usize>,
     n_features: Option<usize>,
 ) -> Result<DecisionTree, ModelError> {
-    let features_tensor = src.require(&format!("{prefix}node_features"))?;
+    let features_tensor = src.require(&format!("{prefix}{}", names::NODE_FEATURES))?;
     let n = match vector_len(&features_tensor) {
         Some(n) if n > 0 => n,
         _ => {
@@ -142,16 +143,19 @@ fn load_tree(
         if vector_len(&tensor) != Some(n) {
             return Err(shape_mismatch(
                 &tensor,
-                format!("[{n}] (one entry per node, like {prefix}node_features)"),
+                format!(
+                    "[{n}] (one entry per node, like {prefix}{})",
+                    names::NODE_FEATURES
+                ),
             ));
         }
         Ok(src.finite_f32_values(&tensor)?.into_owned())
     };
     let features = src.finite_f32_values(&features_tensor)?;
-    let thresholds = read("node_thresholds")?;
-    let classes = read("node_classes")?;
-    let lefts = read("node_left_child")?;
-    let rights = read("node_right_child")?;
+    let thresholds = read(names::NODE_THRESHOLDS)?;
+    let classes = read(names::NODE_CLASSES)?;
+    let lefts = read(names::NODE_LEFT_CHILD)?;
+    let rights = read(names::NODE_RIGHT_CHILD)?;
 
     let invalid = |node: usize, reason: String| ModelError::InvalidTree { tree, node, reason };
     let mut nodes = Vec::with_capacity(n);
@@ -218,17 +222,21 @@ pub(super) struct TreeEnsemble {
 impl TreeEnsemble {
     /// A `DecisionTreeClassifier`: arrays `node_*`.
     pub(super) fn load_tree(src: &TensorSource<'_, '_>) -> Result<Self, ModelError> {
-        let n_features = src.metadata_count("n_features")?;
+        let n_features = src.metadata_count(schema::N_FEATURES)?;
         let tree = load_tree(src, "", None, n_features)?;
-        Self::new(vec![tree], n_features, src.metadata_count("n_classes")?)
+        Self::new(
+            vec![tree],
+            n_features,
+            src.metadata_count(schema::N_CLASSES)?,
+        )
     }
 
     /// A `RandomForestClassifier`: arrays `tree_{i}_node_*`, `i` in
     /// `0..n_estimators` (the `n_estimators` tensor when present, else as
     /// many consecutive trees as the file holds).
     pub(super) fn load_forest(src: &TensorSource<'_, '_>) -> Result<Self, ModelError> {
-        let n_features = src.metadata_count("n_features")?;
-        let n_trees = match src.get("n_estimators") {
+        let n_features = src.metadata_count(schema::N_FEATURES)?;
+        let n_trees = match src.get(names::N_ESTIMATORS) {
             Some(tensor) => {
                 let values = f32_values(&tensor)?;
                 match (values.as_ref(), tensor.numel()) {
@@ -242,14 +250,18 @@ impl TreeEnsemble {
                 }
             }
             None => (0usize..)
-                .take_while(|i| src.get(&format!("tree_{i}_node_features")).is_some())
+                .take_while(|&i| {
+                    let prefix = names::forest_prefix(i);
+                    src.get(&format!("{prefix}{}", names::NODE_FEATURES))
+                        .is_some()
+                })
                 .count()
                 .max(1),
         };
         let trees = (0..n_trees)
-            .map(|i| load_tree(src, &format!("tree_{i}_"), Some(i), n_features))
+            .map(|i| load_tree(src, &names::forest_prefix(i), Some(i), n_features))
             .collect::<Result<Vec<_>, _>>()?;
-        Self::new(trees, n_features, src.metadata_count("n_classes")?)
+        Self::new(trees, n_features, src.metadata_count(schema::N_CLASSES)?)
     }
 
     /// `n_classes` is metadata `n_classes` when present (it must cover every
@@ -268,7 +280,7 @@ impl TreeEnsemble {
             None => seen_classes,
             Some(n) if n > MAX_CLASSES => {
                 return Err(ModelError::InvalidMetadata {
-                    key: "n_classes".to_owned(),
+                    key: schema::N_CLASSES.to_owned(),
                     reason: format!(
                         "{n} is more than the {MAX_CLASSES} classes a tree can address"
                     ),
@@ -277,7 +289,7 @@ impl TreeEnsemble {
             Some(n) if n >= seen_classes => n,
             Some(n) => {
                 return Err(ModelError::InvalidMetadata {
-                    key: "n_classes".to_owned(),
+                    key: schema::N_CLASSES.to_owned(),
                     reason: format!(
                         "it says {n} but a leaf predicts class {}",
                         seen_classes.saturating_sub(1)

@@ -4,6 +4,7 @@
 use super::attrs::NodeCtx;
 use super::trees::class_labels;
 use super::{Built, OnnxError};
+use crate::format::schema::linear::{BIAS, WEIGHT};
 use crate::model::ModelFamily;
 
 /// `coefficients` (`[n_out × n_features]`, row-major) and `intercepts`
@@ -49,8 +50,8 @@ pub(super) fn regressor(ctx: &NodeCtx<'_>, n_features: usize) -> Result<Built, O
     }
     let (w, b) = affine(ctx, targets, n_features)?;
     let mut built = Built::new(ModelFamily::LinearRegression.name());
-    built.f32_tensor("weight", vec![targets, n_features], &w);
-    built.f32_tensor("bias", vec![targets], &b);
+    built.f32_tensor(WEIGHT, vec![targets, n_features], &w);
+    built.f32_tensor(BIAS, vec![targets], &b);
     Ok(built)
 }
 
@@ -82,12 +83,12 @@ pub(super) fn classifier(ctx: &NodeCtx<'_>, n_features: usize) -> Result<Built, 
                      apr-lambda converts the binary form skl2onnx writes",
                 ));
             }
-            built.f32_tensor("weight", vec![1, n_features], w1);
-            built.f32_tensor("bias", vec![1], &b[1..]);
+            built.f32_tensor(WEIGHT, vec![1, n_features], w1);
+            built.f32_tensor(BIAS, vec![1], &b[1..]);
         }
         (k, rows, "SOFTMAX") if k == rows && k >= 2 => {
-            built.f32_tensor("weight", vec![k, n_features], &w);
-            built.f32_tensor("bias", vec![k], &b);
+            built.f32_tensor(WEIGHT, vec![k, n_features], &w);
+            built.f32_tensor(BIAS, vec![k], &b);
         }
         (k, rows, post) => {
             return Err(ctx.err(format!(

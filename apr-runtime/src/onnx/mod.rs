@@ -33,6 +33,7 @@ use std::collections::HashMap;
 use prost::Message;
 use serde_json::{json, Value};
 
+use crate::format::schema::{preprocess, provenance};
 use crate::format::{AprWriter, DType};
 use crate::model::{ElementOp, Model, PREPROCESS_KEY};
 use attrs::{Constant, NodeCtx};
@@ -156,17 +157,23 @@ impl Built {
         for (key, value) in self.metadata {
             writer.metadata(&key, value);
         }
-        writer.metadata("source", json!({ "format": "onnx", "producer": producer }));
+        writer.metadata(
+            provenance::SOURCE,
+            json!({ "format": "onnx", "producer": producer }),
+        );
         if let Some(labels) = &self.labels {
             writer.labels(labels);
         }
         let mut stages = Vec::new();
         for (i, (op, values)) in self.preprocess.iter().enumerate() {
-            let name = format!("preprocess_{i}");
+            let name = preprocess::tensor_name(i);
             writer
                 .add_f32(&name, &[values.len()], values)
                 .map_err(|e| OnnxError::Model(e.to_string()))?;
-            stages.push(json!({ "op": op.name(), "tensor": name }));
+            let mut stage = serde_json::Map::new();
+            stage.insert(preprocess::OP.to_owned(), json!(op.name()));
+            stage.insert(preprocess::TENSOR.to_owned(), json!(name));
+            stages.push(Value::Object(stage));
         }
         if !stages.is_empty() {
             writer.metadata(PREPROCESS_KEY, Value::Array(stages));

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::attrs::{Constant, NodeCtx};
 use super::{Built, OnnxError};
+use crate::format::schema::sequential::LAYERS;
 use crate::model::ModelFamily;
 
 /// The most layers a converted network may have.
@@ -243,7 +244,7 @@ impl Network {
                 Layer::Activation(name) => names.push(json!(name)),
             }
         }
-        built.metadata.push(("layers".to_owned(), json!(names)));
+        built.metadata.push((LAYERS.to_owned(), json!(names)));
         Ok(built)
     }
 }

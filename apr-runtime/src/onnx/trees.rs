@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::attrs::NodeCtx;
 use super::{Built, OnnxError};
+use crate::format::schema::{self, ensemble as names};
 use crate::format::DType;
 use crate::model::{Aggregate, BinaryScore, NodeMode, PostTransform};
 
@@ -125,8 +126,11 @@ pub(super) fn convert(
     // What the score columns are.
     let labels: Option<Vec<String>>;
     let mut meta = vec![
-        ("aggregate".to_owned(), json!(aggregate.name())),
-        ("post_transform".to_owned(), json!(post_transform.name())),
+        (names::AGGREGATE.to_owned(), json!(aggregate.name())),
+        (
+            names::POST_TRANSFORM.to_owned(),
+            json!(post_transform.name()),
+        ),
     ];
     let (n_columns, column_of): (usize, Box<dyn Fn(i64) -> Option<usize>>);
     let mut base = base_values.clone();
@@ -141,7 +145,7 @@ pub(super) fn convert(
                 "has {count} class labels; a classifier needs at least 2"
             )));
         }
-        meta.push(("n_classes".to_owned(), json!(count)));
+        meta.push((schema::N_CLASSES.to_owned(), json!(count)));
         if ids.is_empty() {
             return Err(ctx.err("has no leaf weights"));
         }
@@ -172,7 +176,7 @@ pub(super) fn convert(
             } else {
                 BinaryScore::Margin
             };
-            meta.push(("binary".to_owned(), json!(rule.name())));
+            meta.push((names::BINARY.to_owned(), json!(rule.name())));
             n_columns = 1;
             column_of = Box::new(|id| (id == 0).then_some(0));
         } else if count == 2 {
@@ -214,8 +218,8 @@ pub(super) fn convert(
             base.clear();
         }
     }
-    meta.push(("n_targets".to_owned(), json!(n_columns)));
-    meta.push(("n_features".to_owned(), json!(n_features)));
+    meta.push((names::N_TARGETS.to_owned(), json!(n_columns)));
+    meta.push((schema::N_FEATURES.to_owned(), json!(n_features)));
 
     // Depth-first, pre-order: children always after their parent. A node
     // two parents share is copied for the second.
@@ -306,28 +310,43 @@ pub(super) fn convert(
     let n_out = out.len();
     let roots: Vec<i32> = roots.iter().map(|&r| r as i32).collect();
     let (trues, falses): (Vec<i32>, Vec<i32>) = out.children.iter().map(|c| (c[0], c[1])).unzip();
-    built.tensor("tree_roots", DType::I32, roots.len(), i32s(&roots));
-    built.tensor("nodes_feature", DType::I32, n_out, i32s(&out.features));
-    built.tensor("nodes_mode", DType::U8, n_out, out.modes.clone());
-    built.tensor("nodes_threshold", DType::F32, n_out, f32s(&out.thresholds));
-    built.tensor("nodes_true", DType::I32, n_out, i32s(&trues));
-    built.tensor("nodes_false", DType::I32, n_out, i32s(&falses));
-    built.tensor("nodes_missing_true", DType::U8, n_out, out.missing.clone());
-    built.tensor("leaf_offsets", DType::I32, n_out + 1, i32s(&out.offsets));
+    built.tensor(names::TREE_ROOTS, DType::I32, roots.len(), i32s(&roots));
+    built.tensor(names::NODES_FEATURE, DType::I32, n_out, i32s(&out.features));
+    built.tensor(names::NODES_MODE, DType::U8, n_out, out.modes.clone());
     built.tensor(
-        "leaf_targets",
+        names::NODES_THRESHOLD,
+        DType::F32,
+        n_out,
+        f32s(&out.thresholds),
+    );
+    built.tensor(names::NODES_TRUE, DType::I32, n_out, i32s(&trues));
+    built.tensor(names::NODES_FALSE, DType::I32, n_out, i32s(&falses));
+    built.tensor(
+        names::NODES_MISSING_TRUE,
+        DType::U8,
+        n_out,
+        out.missing.clone(),
+    );
+    built.tensor(
+        names::LEAF_OFFSETS,
+        DType::I32,
+        n_out + 1,
+        i32s(&out.offsets),
+    );
+    built.tensor(
+        names::LEAF_TARGETS,
         DType::I32,
         out.targets.len(),
         i32s(&out.targets),
     );
     built.tensor(
-        "leaf_weights",
+        names::LEAF_WEIGHTS,
         DType::F32,
         out.weights.len(),
         f32s(&out.weights),
     );
     if !base.is_empty() {
-        built.tensor("base_values", DType::F32, base.len(), f32s(&base));
+        built.tensor(names::BASE_VALUES, DType::F32, base.len(), f32s(&base));
     }
     Ok(built)
 }

@@ -5,6 +5,7 @@
 use serde_json::json;
 
 use super::{decode, DecisionTree, TreeNode, V1Error, V1File, V1Model};
+use crate::format::schema::{self, kmeans, linear, provenance, tree};
 use crate::format::{AprFile, AprWriter, FormatError};
 
 /// The largest integer every f32 holds exactly (2^24).
@@ -22,7 +23,7 @@ pub fn convert_to_v2(bytes: &[u8]) -> Result<Vec<u8>, FormatError> {
         let file = AprFile::parse(bytes)?;
         let mut writer = AprWriter::new();
         for (key, value) in file.metadata().as_map() {
-            if key != "model_type" {
+            if key != schema::MODEL_TYPE {
                 writer.metadata(key, value.clone());
             }
         }
@@ -44,11 +45,11 @@ pub fn convert_to_v2(bytes: &[u8]) -> Result<Vec<u8>, FormatError> {
 /// The v2 model_type (§3 family name) a v1 model converts to.
 pub(super) fn v2_model_type(model: &V1Model) -> &'static str {
     match model {
-        V1Model::LinearRegression { .. } => "LinearRegression",
-        V1Model::LogisticRegression { .. } => "LogisticRegression",
-        V1Model::DecisionTree(_) => "DecisionTreeClassifier",
-        V1Model::RandomForest { .. } => "RandomForestClassifier",
-        V1Model::KMeans { .. } => "KMeans",
+        V1Model::LinearRegression { .. } => linear::LINEAR_REGRESSION,
+        V1Model::LogisticRegression { .. } => linear::LOGISTIC_REGRESSION,
+        V1Model::DecisionTree(_) => tree::DECISION_TREE,
+        V1Model::RandomForest { .. } => tree::RANDOM_FOREST,
+        V1Model::KMeans { .. } => kmeans::KMEANS,
     }
 }
 
@@ -60,17 +61,20 @@ pub(super) fn v1_to_writer(file: &V1File) -> Result<AprWriter, FormatError> {
     // Every v1 metadata entry travels, `model_name` under the v2 key `name`.
     for (key, value) in file.metadata.as_map() {
         match key.as_str() {
-            "model_type" => {}
-            "model_name" => {
-                writer.metadata("name", value.clone());
+            schema::MODEL_TYPE => {}
+            provenance::V1_MODEL_NAME => {
+                writer.metadata(provenance::NAME, value.clone());
             }
             _ => {
                 writer.metadata(key, value.clone());
             }
         }
     }
-    writer.metadata("source", json!("converted from an APR v1 (APRN) file"));
-    writer.metadata("v1_model_type", json!(family));
+    writer.metadata(
+        provenance::SOURCE,
+        json!("converted from an APR v1 (APRN) file"),
+    );
+    writer.metadata(provenance::V1_MODEL_TYPE, json!(family));
     writer.model_type(v2_model_type(model));
 
     let not_fitted = || V1Error::NotConvertible {
@@ -84,10 +88,10 @@ pub(super) fn v1_to_writer(file: &V1File) -> Result<AprWriter, FormatError> {
             fit_intercept,
         } => {
             let coefficients = coefficients.as_deref().ok_or_else(not_fitted)?;
-            writer.metadata("n_features", json!(coefficients.len()));
-            writer.metadata("fit_intercept", json!(fit_intercept));
-            writer.add_f32("coefficients", &[coefficients.len()], coefficients)?;
-            writer.add_f32("intercept", &[1], &[*intercept])?;
+            writer.metadata(schema::N_FEATURES, json!(coefficients.len()));
+            writer.metadata(linear::FIT_INTERCEPT, json!(fit_intercept));
+            writer.add_f32(linear::COEFFICIENTS, &[coefficients.len()], coefficients)?;
+            writer.add_f32(linear::INTERCEPT, &[1], &[*intercept])?;
         }
         V1Model::LogisticRegression {
             coefficients,
@@ -95,19 +99,19 @@ pub(super) fn v1_to_writer(file: &V1File) -> Result<AprWriter, FormatError> {
             ..
         } => {
             let coefficients = coefficients.as_deref().ok_or_else(not_fitted)?;
-            writer.metadata("n_features", json!(coefficients.len()));
-            writer.metadata("n_classes", json!(2));
-            writer.add_f32("coefficients", &[coefficients.len()], coefficients)?;
-            writer.add_f32("intercept", &[1], &[*intercept])?;
+            writer.metadata(schema::N_FEATURES, json!(coefficients.len()));
+            writer.metadata(schema::N_CLASSES, json!(2));
+            writer.add_f32(linear::COEFFICIENTS, &[coefficients.len()], coefficients)?;
+            writer.add_f32(linear::INTERCEPT, &[1], &[*intercept])?;
         }
         V1Model::DecisionTree(tree) => {
             if tree.nodes.is_empty() {
                 return Err(not_fitted().into());
             }
             if let Some(n) = tree.n_features {
-                writer.metadata("n_features", json!(n));
+                writer.metadata(schema::N_FEATURES, json!(n));
             }
-            writer.metadata("n_classes", json!(n_classes([tree])));
+            writer.metadata(schema::N_CLASSES, json!(n_classes([tree])));
             add_tree(&mut writer, family, "", tree, tree.max_depth)?;
         }
         V1Model::RandomForest {
@@ -117,20 +121,20 @@ pub(super) fn v1_to_writer(file: &V1File) -> Result<AprWriter, FormatError> {
                 return Err(not_fitted().into());
             }
             if let Some(n) = trees.iter().find_map(|t| t.n_features) {
-                writer.metadata("n_features", json!(n));
+                writer.metadata(schema::N_FEATURES, json!(n));
             }
-            writer.metadata("n_classes", json!(n_classes(trees)));
+            writer.metadata(schema::N_CLASSES, json!(n_classes(trees)));
             for (i, tree) in trees.iter().enumerate() {
                 add_tree(
                     &mut writer,
                     family,
-                    &format!("tree_{i}_"),
+                    &tree::forest_prefix(i),
                     tree,
                     tree.max_depth.or(*max_depth),
                 )?;
             }
-            let n = exact_f32(family, "n_estimators", trees.len() as u64)?;
-            writer.add_f32("n_estimators", &[1], &[n])?;
+            let n = exact_f32(family, tree::N_ESTIMATORS, trees.len() as u64)?;
+            writer.add_f32(tree::N_ESTIMATORS, &[1], &[n])?;
         }
         V1Model::KMeans {
             centroids,
@@ -144,13 +148,13 @@ pub(super) fn v1_to_writer(file: &V1File) -> Result<AprWriter, FormatError> {
             if rows == 0 || cols == 0 {
                 return Err(not_fitted().into());
             }
-            writer.metadata("n_features", json!(cols));
-            writer.metadata("n_clusters", json!(rows));
-            writer.metadata("n_iter", json!(n_iter));
-            writer.add_f32("centroids", &[rows, cols], &centroids.data)?;
-            let k = exact_f32(family, "n_clusters", rows as u64)?;
-            writer.add_f32("n_clusters", &[1], &[k])?;
-            writer.add_f32("inertia", &[1], &[*inertia])?;
+            writer.metadata(schema::N_FEATURES, json!(cols));
+            writer.metadata(kmeans::N_CLUSTERS, json!(rows));
+            writer.metadata(kmeans::N_ITER, json!(n_iter));
+            writer.add_f32(kmeans::CENTROIDS, &[rows, cols], &centroids.data)?;
+            let k = exact_f32(family, kmeans::N_CLUSTERS, rows as u64)?;
+            writer.add_f32(kmeans::N_CLUSTERS, &[1], &[k])?;
+            writer.add_f32(kmeans::INERTIA, &[1], &[*inertia])?;
         }
     }
     Ok(writer)
@@ -229,18 +233,18 @@ fn add_tree(
         }
     }
     let arrays: [(&str, &[f32]); 6] = [
-        ("node_features", &features),
-        ("node_thresholds", &thresholds),
-        ("node_classes", &classes),
-        ("node_samples", &samples),
-        ("node_left_child", &left_children),
-        ("node_right_child", &right_children),
+        (tree::NODE_FEATURES, &features),
+        (tree::NODE_THRESHOLDS, &thresholds),
+        (tree::NODE_CLASSES, &classes),
+        (tree::NODE_SAMPLES, &samples),
+        (tree::NODE_LEFT_CHILD, &left_children),
+        (tree::NODE_RIGHT_CHILD, &right_children),
     ];
     for (name, values) in arrays {
         writer.add_f32(&format!("{prefix}{name}"), &[n], values)?;
     }
     let depth = max_depth.unwrap_or(tree.depth() as u64);
-    let depth = exact_f32(family, "max_depth", depth.min(F32_EXACT_LIMIT))?;
-    writer.add_f32(&format!("{prefix}max_depth"), &[1], &[depth])?;
+    let depth = exact_f32(family, tree::MAX_DEPTH, depth.min(F32_EXACT_LIMIT))?;
+    writer.add_f32(&format!("{prefix}{}", tree::MAX_DEPTH), &[1], &[depth])?;
     Ok(())
 }

@@ -87,12 +87,17 @@ pub enum V1Model {
 impl V1Model {
     /// The aprender family name of this model ("LinearRegression", ...).
     pub fn family(&self) -> &'static str {
+        self.type_code().name()
+    }
+
+    /// The v1 model_type code of this model.
+    fn type_code(&self) -> ModelTypeCode {
         match self {
-            V1Model::LinearRegression { .. } => "LinearRegression",
-            V1Model::LogisticRegression { .. } => "LogisticRegression",
-            V1Model::DecisionTree(_) => "DecisionTree",
-            V1Model::RandomForest { .. } => "RandomForest",
-            V1Model::KMeans { .. } => "KMeans",
+            V1Model::LinearRegression { .. } => ModelTypeCode::LinearRegression,
+            V1Model::LogisticRegression { .. } => ModelTypeCode::LogisticRegression,
+            V1Model::DecisionTree(_) => ModelTypeCode::DecisionTree,
+            V1Model::RandomForest { .. } => ModelTypeCode::RandomForest,
+            V1Model::KMeans { .. } => ModelTypeCode::KMeans,
         }
     }
 }
