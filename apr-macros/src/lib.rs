@@ -350,7 +350,7 @@ mod tests {
             "async is fine; arguments, generics and i32 are not"
         );
         let [Item::Fn(stand_in)] = rest.as_slice() else {
-            panic!("one stand-in `main`, got {rest:?}", rest = rest.len());
+            panic!("one stand-in `main`, got {} items", rest.len());
         };
         assert_eq!(stand_in.sig.ident, "main");
         assert!(stand_in.sig.asyncness.is_none() && stand_in.sig.inputs.is_empty());
