@@ -1,30 +1,10 @@
 //! The generated `main`: the user's `main` body run once, then the default
 //! protocol served; or, for a handler, the handler served.
 //!
-//! ```text
-//! fn main() -> ::std::process::ExitCode {
-//!     <the 64-byte aligned static holding the model bytes>
-//!     fn __apr_lambda_main() -> <user's return type> { <user's body> }   // `async fn` for async
-//!     ::apr_lambda::__private::process_start();
-//!     if let Err(code) = ::apr_lambda::__private::init_outcome(__apr_lambda_main()) { return code; }
-//!     ::apr_lambda::__private::run(<bytes>, ::apr_lambda::__private::Config::new().max_batch(N))
-//! }
-//! ```
-//!
-//!
-//! For a handler `[async] fn NAME(request: T, model: &Model[, context: &Context]) -> Result<R, E>`,
-//! kept as written:
-//!
-//! ```text
-//! fn main() -> ::std::process::ExitCode {
-//!     <the 64-byte aligned static holding the model bytes>
-//!     ::apr_lambda::__private::process_start();
-//!     ::apr_lambda::__private::run_handler(<bytes>, <config>, |model, request, context| async move {
-//!         NAME(request, model, &context).await    // no `.await` for a sync handler
-//!     })
-//! }
-//! ```
-//!
+//! What the generated code calls (every name under `__private`), in which
+//! order, and the shape of the expansion, are the macro's private contract
+//! with the facade, described once on `apr_lambda::__private` (`src/lib.rs`
+//! at the workspace root). The calls written here must stay in step with it.
 //! Everything is reached through the facade by absolute path (or the
 //! `crate = "..."` path), never through names the user must import.
 

@@ -186,14 +186,18 @@ use proc_macro::TokenStream;
 /// (events from the command line or JSON lines on stdin).
 ///
 /// On a handler the function is kept as written, and the generated `main`
-/// ends in `::apr_lambda::__private::run_handler(&__APR_MODEL.0, CONFIG,
-/// |model, request, context| async move { NAME(request, model, &context).await })`
+/// ends in `::apr_lambda::__private::run_handler::<_, R, E, _, _>(&__APR_MODEL.0,
+/// CONFIG, |model, request, context| async move { NAME(request, model, &context).await })`
 /// instead (no `.await` for a sync handler; `.labels(&[...])` and
-/// `.feature_names(&[...])` are added to the config when given).
+/// `.feature_names(&[...])` are added to the config when given). `R` and `E`
+/// are written as in the handler's return type, so that an answer type that
+/// is not `Serialize`, or an error type that is not `Display`, is reported
+/// there.
 ///
 /// Everything the expansion uses is reached through
 /// `::apr_lambda::__private` (or `<crate>::__private` with `crate = "..."`),
-/// so the user needs no imports.
+/// so the user needs no imports; that hidden module describes each entry
+/// point.
 #[proc_macro_attribute]
 pub fn apr_lambda(args: TokenStream, item: TokenStream) -> TokenStream {
     entry(args.into(), item.into()).into()
