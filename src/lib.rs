@@ -83,17 +83,20 @@ pub type Model = apr_runtime::model::Model<'static>;
 /// (`<path>::__private` with `crate = "<path>"`), so the user's crate needs
 /// no imports and none of its names can clash. A generated `main`:
 ///
-/// 1. calls [`process_start`] first thing: the cold-start clock starts there;
+/// 1. calls [`process_start`](__private::process_start) first thing: the
+///    cold-start clock starts there;
 /// 2. on `fn main`, runs the user's body once, as a nested function (driven
-///    by [`block_on`] when it is `async`), and hands what it returns to
-///    [`init_outcome`]: `()` or `Ok(())` goes on, `Err(e)` (any `E: Debug`)
-///    is reported and its exit status returned without serving; then it
-///    returns [`run`] of the embedded bytes and the [`Config`] the
-///    attribute's arguments build;
-/// 3. beside a handler, returns [`run_handler`] of the bytes, the `Config`
-///    and a closure that calls the handler. Its answer and error type
-///    arguments are written as the handler's return type names them (`_`
-///    where it does not), so that an unsatisfied bound is reported there.
+///    by [`block_on`](__private::block_on) when it is `async`), and hands
+///    what it returns to [`init_outcome`](__private::init_outcome): `()` or
+///    `Ok(())` goes on, `Err(e)` (any `E: Debug`) is reported and its exit
+///    status returned without serving; then it returns
+///    [`run`](__private::run) of the embedded bytes and the
+///    [`Config`](__private::Config) the attribute's arguments build;
+/// 3. beside a handler, returns [`run_handler`](__private::run_handler) of
+///    the bytes, the `Config` and a closure that calls the handler. Its
+///    answer and error type arguments are written as the handler's return
+///    type names them (`_` where it does not), so that an unsatisfied bound
+///    is reported there.
 ///
 /// ```text
 /// fn main() -> ::std::process::ExitCode {                    // on `fn main`
