@@ -77,9 +77,9 @@ EOF
 struct Aligned<T: ?Sized>(T);
 static MODEL: &Aligned<[u8]> = &Aligned(*include_bytes!("../models/model-$size.apr"));
 fn main() -> std::process::ExitCode {
-    apr_lambda::runtime::lambda::__private::run(
+    apr_lambda::__private::run(
         &MODEL.0,
-        apr_lambda::runtime::lambda::__private::Config::new(),
+        apr_lambda::__private::Config::new(),
     )
 }
 EOF

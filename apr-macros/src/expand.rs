@@ -1,37 +1,18 @@
 //! The generated `main`: the user's `main` body run once, then the default
 //! protocol served; or, for a handler, the handler served.
 //!
-//! ```text
-//! fn main() -> ::std::process::ExitCode {
-//!     <the 64-byte aligned static holding the model bytes>
-//!     fn __apr_lambda_main() -> <user's return type> { <user's body> }   // `async fn` for async
-//!     ::apr_lambda::__private::process_start();
-//!     if let Err(code) = ::apr_lambda::__private::init_outcome(__apr_lambda_main()) { return code; }
-//!     ::apr_lambda::__private::run(<bytes>, ::apr_lambda::__private::Config::new().max_batch(N))
-//! }
-//! ```
-//!
-//!
-//! For a handler `[async] fn NAME(request: T, model: &Model[, context: &Context]) -> Result<R, E>`,
-//! kept as written:
-//!
-//! ```text
-//! fn main() -> ::std::process::ExitCode {
-//!     <the 64-byte aligned static holding the model bytes>
-//!     ::apr_lambda::__private::process_start();
-//!     ::apr_lambda::__private::run_handler(<bytes>, <config>, |model, request, context| async move {
-//!         NAME(request, model, &context).await    // no `.await` for a sync handler
-//!     })
-//! }
-//! ```
-//!
+//! What the generated code calls (every name under `__private`), in which
+//! order, and the shape of the expansion, are the macro's private contract
+//! with the facade, described once on `apr_lambda::__private` (`src/lib.rs`
+//! at the workspace root). The calls written here must stay in step with it.
 //! Everything is reached through the facade by absolute path (or the
 //! `crate = "..."` path), never through names the user must import.
 
-use proc_macro2::{Literal, TokenStream};
+use proc_macro2::{Literal, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
+use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{AttrStyle, ItemFn};
+use syn::{AttrStyle, GenericArgument, ItemFn, PathArguments, ReturnType, Token, Type};
 
 use crate::args::NameList;
 use crate::model_file::EmbeddedModel;
@@ -166,10 +147,14 @@ pub(crate) fn handler(
     } else {
         quote!(#name(#arguments))
     };
-    // Trait-bound errors about the request, answer and error types name the
-    // type and the bound (`run_handler`'s); they are reported at the attribute.
-    let serve = quote_spanned! {function.sig.span()=>
-        #krate::__private::run_handler(
+    // `run_handler`'s answer and error parameters are named with the
+    // handler's own return type, so that rustc reports an unsatisfied bound
+    // on them (`R: Serialize`, `E: Display`, `Send`, `'static`) at that type.
+    // Other bound errors (the request type's, a future that is not `Send`)
+    // are reported at the attribute.
+    let (answer, error) = answer_and_error(&function.sig.output);
+    let serve = quote! {
+        #krate::__private::run_handler::<_, #answer, #error, _, _>(
             #bytes,
             #config,
             |__apr_lambda_model, __apr_lambda_request, #context_param| async move { #call },
@@ -186,6 +171,79 @@ pub(crate) fn handler(
             #serve
         }
     }
+}
+
+/// `run_handler`'s answer and error type arguments for a handler returning
+/// `output`: `R` and `E` of `-> Result<R, E>` as written, or `_` where one
+/// is not written (`-> io::Result<R>`, an alias) or cannot be named in the
+/// generated `main` (it mentions a lifetime or `impl Trait`), spanned at the
+/// return type. Either way rustc reports an unsatisfied bound on it there.
+fn answer_and_error(output: &ReturnType) -> (TokenStream, TokenStream) {
+    let ReturnType::Type(_, ty) = output else {
+        // Not a handler's: `signature::check` rejects it first.
+        return (quote!(_), quote!(_));
+    };
+    let written: Vec<&Type> = match result_arguments(ty) {
+        Some(arguments) => arguments
+            .iter()
+            .filter_map(|argument| match argument {
+                GenericArgument::Type(ty) => Some(ty),
+                _ => None,
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let argument = |written: &Type| {
+        if nameable(written) {
+            written.to_token_stream()
+        } else {
+            quote_spanned!(written.span()=> _)
+        }
+    };
+    let unwritten = || quote_spanned!(ty.span()=> _);
+    match written.as_slice() {
+        [answer, error] => (argument(answer), argument(error)),
+        // `R` alone (`io::Result<R>`): the error type is the alias's.
+        [answer] => (argument(answer), unwritten()),
+        _ => (unwritten(), unwritten()),
+    }
+}
+
+/// The generic arguments of `ty` when it is a path whose last segment is
+/// `Result` (the only return type `signature::check` lets through).
+fn result_arguments(ty: &Type) -> Option<&Punctuated<GenericArgument, Token![,]>> {
+    match ty {
+        Type::Paren(paren) => result_arguments(&paren.elem),
+        Type::Group(group) => result_arguments(&group.elem),
+        Type::Path(path) => match &path.path.segments.last()?.arguments {
+            PathArguments::AngleBracketed(arguments) => Some(&arguments.args),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Whether `ty`, written in the handler's signature, means the same in the
+/// generated `main`: it names no lifetime but `'static` (the handler's own
+/// lifetime parameters are not in scope there) and no `impl Trait`.
+fn nameable(ty: &Type) -> bool {
+    fn tokens_nameable(tokens: TokenStream) -> bool {
+        let mut after_quote = false;
+        for token in tokens {
+            let ok = match &token {
+                TokenTree::Group(group) => tokens_nameable(group.stream()),
+                TokenTree::Ident(ident) if after_quote => ident == "static",
+                TokenTree::Ident(ident) => ident != "impl" && ident != "_",
+                TokenTree::Punct(_) | TokenTree::Literal(_) => true,
+            };
+            if !ok {
+                return false;
+            }
+            after_quote = matches!(&token, TokenTree::Punct(punct) if punct.as_char() == '\'');
+        }
+        true
+    }
+    tokens_nameable(ty.to_token_stream())
 }
 
 /// The items that hold the model bytes, and the `&'static [u8]` expression
@@ -222,5 +280,51 @@ fn embedded_bytes(model: Option<&EmbeddedModel>) -> (TokenStream, TokenStream) {
             )
         }
         None => (TokenStream::new(), quote!(&[])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answer_and_error;
+    use quote::quote;
+    use syn::ReturnType;
+
+    /// `run_handler`'s answer and error arguments for `-> #output`, as text.
+    fn arguments(output: proc_macro2::TokenStream) -> (String, String) {
+        let output: ReturnType = syn::parse2(quote!(-> #output)).expect("a return type");
+        let (answer, error) = answer_and_error(&output);
+        (answer.to_string(), error.to_string())
+    }
+
+    fn pair(answer: &str, error: &str) -> (String, String) {
+        (answer.to_owned(), error.to_owned())
+    }
+
+    #[test]
+    fn the_answer_and_error_types_are_named_as_written() {
+        assert_eq!(
+            arguments(quote!(Result<Price, apr_lambda::Error>)),
+            pair("Price", "apr_lambda :: Error")
+        );
+        assert_eq!(
+            arguments(quote!(
+                std::result::Result<Vec<&'static str>, Box<dyn std::error::Error + Send>>
+            )),
+            pair(
+                "Vec < & 'static str >",
+                "Box < dyn std :: error :: Error + Send >"
+            )
+        );
+        assert_eq!(arguments(quote!((Result<u8, E>))), pair("u8", "E"));
+    }
+
+    #[test]
+    fn a_type_that_cannot_be_named_in_main_is_inferred() {
+        // The handler's lifetime parameters are not in scope in `main`.
+        assert_eq!(arguments(quote!(Result<Row<'m>, E>)), pair("_", "E"));
+        assert_eq!(arguments(quote!(Result<u8, impl Display>)), pair("u8", "_"));
+        // An alias that fixes the error type, or both.
+        assert_eq!(arguments(quote!(io::Result<u8>)), pair("u8", "_"));
+        assert_eq!(arguments(quote!(fmt::Result)), pair("_", "_"));
     }
 }

@@ -186,14 +186,18 @@ use proc_macro::TokenStream;
 /// (events from the command line or JSON lines on stdin).
 ///
 /// On a handler the function is kept as written, and the generated `main`
-/// ends in `::apr_lambda::__private::run_handler(&__APR_MODEL.0, CONFIG,
-/// |model, request, context| async move { NAME(request, model, &context).await })`
+/// ends in `::apr_lambda::__private::run_handler::<_, R, E, _, _>(&__APR_MODEL.0,
+/// CONFIG, |model, request, context| async move { NAME(request, model, &context).await })`
 /// instead (no `.await` for a sync handler; `.labels(&[...])` and
-/// `.feature_names(&[...])` are added to the config when given).
+/// `.feature_names(&[...])` are added to the config when given). `R` and `E`
+/// are written as in the handler's return type, so that an answer type that
+/// is not `Serialize`, or an error type that is not `Display`, is reported
+/// there.
 ///
 /// Everything the expansion uses is reached through
 /// `::apr_lambda::__private` (or `<crate>::__private` with `crate = "..."`),
-/// so the user needs no imports.
+/// so the user needs no imports; that hidden module describes each entry
+/// point.
 #[proc_macro_attribute]
 pub fn apr_lambda(args: TokenStream, item: TokenStream) -> TokenStream {
     entry(args.into(), item.into()).into()
@@ -215,29 +219,12 @@ fn entry(
     let args = args::parse(args);
     let entry = match signature::check(item) {
         Ok(entry) => entry,
-        Err((mut error, kept)) => {
+        Err((mut error, item)) => {
             if let Err(args_error) = args {
                 error.combine(args_error.error);
             }
             let mut tokens = error.into_compile_error();
-            match kept {
-                // A handler with the wrong signature: keep it (so the rest of
-                // the crate still resolves and IDEs keep working) and stand
-                // in for the `main` the macro would have generated.
-                Some(item) if matches!(*item, syn::Item::Fn(_)) => {
-                    tokens.extend(quote::ToTokens::into_token_stream(item));
-                    tokens.extend(quote::quote!(
-                        fn main() {}
-                    ));
-                }
-                // Not a function: keep the item.
-                Some(item) => tokens.extend(quote::ToTokens::into_token_stream(item)),
-                // A `main` with the wrong signature: a plain `main` keeps the
-                // error list to the macro's own.
-                None => tokens.extend(quote::quote!(
-                    fn main() {}
-                )),
-            }
+            tokens.extend(kept(*item));
             return tokens;
         }
     };
@@ -299,5 +286,124 @@ fn entry(
             tokens.extend(expand(None, &expand::Settings::default()));
             tokens
         }
+    }
+}
+
+/// What the expansion keeps of an item the attribute cannot serve, next to
+/// the error: the item as written, so the rest of the crate still resolves
+/// and IDEs (rust-analyzer) keep working on its body, as tokio's macros do.
+/// No error is added to the macro's own:
+///
+/// - a `main` is nested, unchanged, in a plain `fn main() {}`: there it is an
+///   ordinary function, type-checked as written, and not the entry point, so
+///   rustc does not also reject it for what the macro already reported
+///   (`async`, generics, arguments, another return type);
+/// - another function (a handler with the wrong signature) is kept beside a
+///   plain `fn main() {}`, standing in for the `main` the macro generates;
+/// - any other item is kept as it is.
+fn kept(item: syn::Item) -> proc_macro2::TokenStream {
+    match item {
+        syn::Item::Fn(function) if function.sig.ident == "main" => quote::quote! {
+            #[allow(dead_code)]
+            fn main() {
+                #function
+            }
+        },
+        syn::Item::Fn(function) => quote::quote! {
+            #function
+            fn main() {}
+        },
+        other => quote::ToTokens::into_token_stream(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::entry;
+    use proc_macro2::TokenStream;
+    use quote::{quote, ToTokens};
+    use syn::{Item, Stmt};
+
+    /// The expansion of `#[apr_lambda(model = "m.apr")]` on `item`, parsed
+    /// as a file: the compile errors first, then the items.
+    fn expand(item: TokenStream) -> Vec<Item> {
+        let tokens = entry(quote!(model = "m.apr"), item);
+        syn::parse2::<syn::File>(tokens)
+            .expect("the expansion parses")
+            .items
+    }
+
+    fn is_compile_error(item: &Item) -> bool {
+        matches!(item, Item::Macro(m) if m.mac.path.segments.last().is_some_and(|s| s.ident == "compile_error"))
+    }
+
+    #[test]
+    fn a_main_the_attribute_cannot_serve_is_kept_nested_in_a_plain_main() {
+        let user_main = quote! {
+            /// Docs stay.
+            async fn main<T>(args: Vec<String>) -> i32 {
+                let kept_body = args.len();
+                kept_body as i32
+            }
+        };
+        let items = expand(user_main.clone());
+        let (errors, rest): (Vec<_>, Vec<_>) = items.iter().partition(|i| is_compile_error(i));
+        assert_eq!(
+            errors.len(),
+            3,
+            "async is fine; arguments, generics and i32 are not"
+        );
+        let [Item::Fn(stand_in)] = rest.as_slice() else {
+            panic!("one stand-in `main`, got {} items", rest.len());
+        };
+        assert_eq!(stand_in.sig.ident, "main");
+        assert!(stand_in.sig.asyncness.is_none() && stand_in.sig.inputs.is_empty());
+        assert!(matches!(stand_in.sig.output, syn::ReturnType::Default));
+        let [Stmt::Item(Item::Fn(nested))] = stand_in.block.stmts.as_slice() else {
+            panic!("the user's `main` is the stand-in's only statement");
+        };
+        let reparsed: syn::ItemFn = syn::parse2(user_main).expect("the case parses");
+        assert_eq!(
+            nested.to_token_stream().to_string(),
+            reparsed.to_token_stream().to_string(),
+            "the user's `main` is kept as written"
+        );
+    }
+
+    #[test]
+    fn a_handler_the_attribute_cannot_serve_is_kept_beside_a_plain_main() {
+        let handler = quote! {
+            async fn predict(row: Vec<f32>) -> f32 { row[0] }
+        };
+        let items = expand(handler.clone());
+        let rest: Vec<_> = items.iter().filter(|i| !is_compile_error(i)).collect();
+        let [Item::Fn(kept), Item::Fn(stand_in)] = rest.as_slice() else {
+            panic!("the handler and a stand-in `main`");
+        };
+        let reparsed: syn::ItemFn = syn::parse2(handler).expect("the case parses");
+        assert_eq!(
+            kept.to_token_stream().to_string(),
+            reparsed.to_token_stream().to_string()
+        );
+        assert_eq!(
+            stand_in.to_token_stream().to_string(),
+            quote!(
+                fn main() {}
+            )
+            .to_string()
+        );
+    }
+
+    #[test]
+    fn another_item_is_kept_as_it_is() {
+        let items = expand(quote!(
+            struct Handler;
+        ));
+        let rest: Vec<_> = items.iter().filter(|i| !is_compile_error(i)).collect();
+        assert!(
+            matches!(rest.as_slice(), [Item::Struct(s)] if s.ident == "Handler"),
+            "{}",
+            rest.len()
+        );
     }
 }

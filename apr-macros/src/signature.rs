@@ -31,10 +31,9 @@ pub(crate) enum Entry {
 
 /// Checks that `item` is a `main` or a handler the attribute can serve.
 ///
-/// On failure, also returns the item itself when it is not a `main`, so the
-/// expansion can keep it (only the attribute, or its signature, is wrong)
-/// and the rest of the crate still resolves.
-pub(crate) fn check(item: Item) -> Result<Entry, (syn::Error, Option<Box<Item>>)> {
+/// On failure, also gives the item back, so the expansion can keep it next
+/// to the error (only the attribute, or its signature, is wrong).
+pub(crate) fn check(item: Item) -> Result<Entry, (syn::Error, Box<Item>)> {
     let function = match item {
         Item::Fn(function) => function,
         other => {
@@ -42,7 +41,7 @@ pub(crate) fn check(item: Item) -> Result<Entry, (syn::Error, Option<Box<Item>>)
                 item_span(&other),
                 format!("{SUPPORTED}; it cannot be put on {}", describe(&other)),
             );
-            return Err((error, Some(Box::new(other))));
+            return Err((error, Box::new(other)));
         }
     };
     if function.sig.ident != "main" {
@@ -51,7 +50,7 @@ pub(crate) fn check(item: Item) -> Result<Entry, (syn::Error, Option<Box<Item>>)
                 function,
                 takes_context,
             }),
-            Err(error) => Err((error, Some(Box::new(Item::Fn(function))))),
+            Err(error) => Err((error, Box::new(Item::Fn(function)))),
         };
     }
     let sig = &function.sig;
@@ -103,7 +102,7 @@ pub(crate) fn check(item: Item) -> Result<Entry, (syn::Error, Option<Box<Item>>)
         }
     }
     match errors {
-        Some(error) => Err((error, None)),
+        Some(error) => Err((error, Box::new(Item::Fn(function)))),
         None => Ok(Entry::Main(function)),
     }
 }

@@ -167,8 +167,11 @@ fn serve_to_exit_code(handler: Arc<dyn service::Serve>) -> ExitCode {
     }
 }
 
-/// What the `#[apr_lambda]` expansion calls (through the facade's
-/// `::apr_lambda::__private`). Not a public API: it changes with the macro.
+/// The runtime's half of the `#[apr_lambda]` expansion's private contract.
+/// The contract (what the generated code calls, and in which order) is
+/// described once, on the facade's `apr_lambda::__private`, which re-exports
+/// by name the entry points defined here. Not a public API: it changes with
+/// the macro.
 #[doc(hidden)]
 pub mod __private {
     use std::fmt::Display;
@@ -183,8 +186,8 @@ pub mod __private {
     use super::{runtime, Context, LambdaError, LambdaHandler};
     use crate::model::Model;
 
-    /// Stamps the process start (the first call wins); the generated `main`
-    /// calls it first thing, so the cold-start figures start there.
+    /// Stamps the process start (the first call wins): the cold-start
+    /// figures count from there.
     pub use super::metrics::process_start;
 
     /// The serving configuration the attribute's arguments build.
