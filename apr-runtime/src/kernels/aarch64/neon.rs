@@ -169,13 +169,13 @@ unsafe impl Simd for Neon {
     }
 
     #[inline(always)]
-    fn hsum4(self, v: [float32x4_t; 4]) -> [f32; 4] {
+    fn hsum4_plus(self, v: [float32x4_t; 4], plus: [f32; 4]) -> [f32; 4] {
         let mut out = [0.0f32; 4];
-        // SAFETY: NEON is present (token); `out` holds the 4 values st1
-        // writes.
+        // SAFETY: NEON is present (token); `plus` holds the 4 values ld1
+        // reads and `out` the 4 values st1 writes.
         unsafe {
             let sums = vpaddq_f32(vpaddq_f32(v[0], v[1]), vpaddq_f32(v[2], v[3]));
-            vst1q_f32(out.as_mut_ptr(), sums);
+            vst1q_f32(out.as_mut_ptr(), vaddq_f32(sums, vld1q_f32(plus.as_ptr())));
         }
         out
     }

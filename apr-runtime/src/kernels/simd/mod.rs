@@ -109,8 +109,10 @@ pub(super) unsafe trait Simd: Copy {
     fn pow2i(self, n: Self::V) -> Self::V;
     /// The sum of the lanes.
     fn hsum(self, v: Self::V) -> f32;
-    /// The sums of the lanes of each of four vectors.
-    fn hsum4(self, v: [Self::V; 4]) -> [f32; 4];
+    /// The sums of the lanes of each of four vectors, each plus the
+    /// matching value of `plus` (the gemv's tail and bias, added in the
+    /// same vector register rather than one by one).
+    fn hsum4_plus(self, v: [Self::V; 4], plus: [f32; 4]) -> [f32; 4];
     /// Transposes `LANES` vectors in place: lane `i` of vector `k` becomes
     /// lane `k` of vector `i`. Panics unless `block.len() == LANES`.
     fn transpose(self, block: &mut [Self::V]);

@@ -142,9 +142,8 @@ pub(super) fn gemv_checked<S: Simd, const ROWS: usize, const ACCS: usize>(
                     *vr = s.add(*vr, a);
                 }
             }
-            for ((out, sum), e) in y4.iter_mut().zip(s.hsum4(v)).zip(extra4) {
-                *out = sum + e;
-            }
+            let plus = [extra4[0], extra4[1], extra4[2], extra4[3]];
+            y4.copy_from_slice(&s.hsum4_plus(v, plus));
         }
         o += ROWS;
     }

@@ -184,14 +184,17 @@ unsafe impl Simd for Avx2Fma {
     }
 
     #[inline(always)]
-    fn hsum4(self, v: [__m256; 4]) -> [f32; 4] {
+    fn hsum4_plus(self, v: [__m256; 4], plus: [f32; 4]) -> [f32; 4] {
         let mut out = [0.0f32; 4];
-        // SAFETY: avx2 and fma are present (token); `out` holds the 4
-        // values storeu writes.
+        // SAFETY: avx2 and fma are present (token); `plus` holds the 4
+        // values loadu reads and `out` the 4 values storeu writes.
         unsafe {
             let h = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
             let sums = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
-            _mm_storeu_ps(out.as_mut_ptr(), sums);
+            _mm_storeu_ps(
+                out.as_mut_ptr(),
+                _mm_add_ps(sums, _mm_loadu_ps(plus.as_ptr())),
+            );
         }
         out
     }
