@@ -337,8 +337,9 @@ fn gemm_covers_every_tile_edge() {
     }
 }
 
-/// Each table says which instruction set it is written for, and the ISA
-/// helpers answer from that, not from the name.
+/// Each table says which instruction set it is written for. (What the ISA
+/// helpers answer on this CPU is checked, from the CPU's own features, by
+/// `the_best_table_for_this_cpu_is_active`.)
 #[test]
 fn tables_know_their_instruction_set() {
     use apr_runtime::kernels::Isa;
@@ -352,9 +353,4 @@ fn tables_know_their_instruction_set() {
         assert_eq!(t.isa, expected);
     }
     assert_eq!(kernels::scalar().isa, Isa::Scalar);
-    assert_eq!(kernels::has_neon_simd(), kernels::active().isa == Isa::Neon);
-    assert_eq!(
-        kernels::is_arm64_optimized(),
-        cfg!(target_arch = "aarch64") && kernels::active().isa == Isa::Neon
-    );
 }

@@ -12,6 +12,12 @@
 //! | `"avx2+fma"` | x86_64 | `is_x86_feature_detected!` reports both `avx2` and `fma` |
 //! | `"neon"` | aarch64 | always (NEON is part of the aarch64 baseline) |
 //!
+//! Each SIMD algorithm is written once, generic over a small vector trait,
+//! in `simd/`; an instruction set's file (`x86_64/avx2.rs`,
+//! `aarch64/neon.rs`) is only that trait's implementation, the check that the
+//! CPU runs it, and one macro call that stamps out its table (see
+//! `simd/mod.rs`, which also holds the one soundness argument).
+//!
 //! Every kernel checks that its slice lengths agree and panics with a message
 //! naming the mismatch when they do not: a mismatch is a bug in the caller
 //! (models validate every shape when they load). The SIMD code performs the
@@ -165,6 +171,15 @@ fn shape_product(rows: usize, cols: usize, what: &str) -> usize {
         .unwrap_or_else(|| panic!("{what}: {rows} x {cols} overflows usize"))
 }
 
+/// `y = b` (or zero without a bias): a product with no inputs
+/// (`n_in == 0`). The bias, when given, has `y.len()` values.
+pub(crate) fn fill_with_bias(y: &mut [f32], bias: Option<&[f32]>) {
+    match bias {
+        Some(b) => y.copy_from_slice(b),
+        None => y.fill(0.0),
+    }
+}
+
 /// Panics unless `a` and `b` have the same length.
 pub(crate) fn assert_dot_shapes(a: &[f32], b: &[f32]) {
     assert_eq!(
@@ -272,11 +287,6 @@ mod tests {
         let tables = available();
         assert_eq!(tables.first().map(|t| t.name), Some("scalar"));
         assert_eq!(scalar().name, "scalar");
-    }
-
-    #[test]
-    fn active_is_the_last_available_table() {
-        assert_eq!(available().last().map(|t| t.name), Some(kernel_name()));
     }
 
     #[test]

@@ -44,10 +44,7 @@ pub(super) fn gemv(w: &[f32], x: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
 fn gemv_rows(w: &[f32], x: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     let n_in = x.len();
     if n_in == 0 {
-        match bias {
-            Some(b) => y.copy_from_slice(b),
-            None => y.fill(0.0),
-        }
+        super::fill_with_bias(y, bias);
         return;
     }
     for (o, (out, row)) in y.iter_mut().zip(w.chunks_exact(n_in)).enumerate() {

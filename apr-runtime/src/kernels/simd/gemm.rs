@@ -16,7 +16,7 @@
 use std::cell::Cell;
 
 use super::{reduce, Simd, MAX_LANES};
-use crate::kernels::{assert_gemm_shapes, GEMM_MIN_ROWS_FOR_PACKING};
+use crate::kernels::{assert_gemm_shapes, fill_with_bias, GEMM_MIN_ROWS_FOR_PACKING};
 
 thread_local! {
     /// The packed-W buffer, reused across calls on the same thread.
@@ -51,10 +51,7 @@ pub(in crate::kernels) fn gemm<
     }
     if n_in == 0 {
         for y_row in y.chunks_exact_mut(n_out) {
-            match bias {
-                Some(b) => y_row.copy_from_slice(b),
-                None => y_row.fill(0.0),
-            }
+            fill_with_bias(y_row, bias);
         }
         return;
     }

@@ -1,7 +1,9 @@
 //! Sums across a row: `dot`, `gemv` and `sq_dists`.
 
 use super::Simd;
-use crate::kernels::{assert_dot_shapes, assert_gemv_shapes, assert_sq_dists_shapes};
+use crate::kernels::{
+    assert_dot_shapes, assert_gemv_shapes, assert_sq_dists_shapes, fill_with_bias,
+};
 
 /// `a · b`.
 #[inline(always)]
@@ -70,10 +72,7 @@ pub(super) fn gemv_checked<S: Simd, const ROWS: usize, const ACCS: usize>(
     let lanes = S::LANES;
     let n = x.len();
     if n == 0 {
-        match bias {
-            Some(b) => y.copy_from_slice(b),
-            None => y.fill(0.0),
-        }
+        fill_with_bias(y, bias);
         return;
     }
     let step = ACCS * lanes;
