@@ -130,7 +130,7 @@ unsafe impl Simd for Neon {
     }
 
     #[inline(always)]
-    fn copy_sign(self, magnitude: float32x4_t, sign: float32x4_t) -> float32x4_t {
+    fn with_sign_of(self, magnitude: float32x4_t, sign: float32x4_t) -> float32x4_t {
         // SAFETY: NEON is present (token).
         unsafe { vbslq_f32(vdupq_n_u32(0x8000_0000), sign, magnitude) }
     }

@@ -85,7 +85,8 @@ fn tanh_v<S: Simd>(s: S, x: S::V) -> S::V {
     let two = s.splat(2.0);
     let e = exp(s, s.mul(two, s.min(ax, s.splat(10.0))));
     let large = s.sub(one, s.div(two, s.add(e, one)));
-    let large = s.copy_sign(large, x);
+    // `large` is ≥ 0: 2 / (e + 1) ≤ 1 for e ≥ 1.
+    let large = s.with_sign_of(large, x);
     s.select(s.lt(ax, s.splat(0.625)), small, large)
 }
 

@@ -96,8 +96,9 @@ pub(super) unsafe trait Simd: Copy {
     fn max_num(self, a: Self::V, b: Self::V) -> Self::V;
     /// `|a|`.
     fn abs(self, a: Self::V) -> Self::V;
-    /// The magnitude of `magnitude` with the sign bit of `sign`.
-    fn copy_sign(self, magnitude: Self::V, sign: Self::V) -> Self::V;
+    /// `magnitude`, whose sign bit is clear (it is `≥ +0` or a positive
+    /// NaN), with the sign bit of `sign`.
+    fn with_sign_of(self, magnitude: Self::V, sign: Self::V) -> Self::V;
     /// `a < b`, lane by lane (false where either is NaN).
     fn lt(self, a: Self::V, b: Self::V) -> Self::Mask;
     /// `if_true` where `mask` is set, `if_false` elsewhere.

@@ -134,15 +134,9 @@ unsafe impl Simd for Avx2Fma {
     }
 
     #[inline(always)]
-    fn copy_sign(self, magnitude: __m256, sign: __m256) -> __m256 {
+    fn with_sign_of(self, magnitude: __m256, sign: __m256) -> __m256 {
         // SAFETY: avx2 and fma are present (token).
-        unsafe {
-            let sign_bit = _mm256_set1_ps(-0.0);
-            _mm256_or_ps(
-                _mm256_andnot_ps(sign_bit, magnitude),
-                _mm256_and_ps(sign_bit, sign),
-            )
-        }
+        unsafe { _mm256_or_ps(magnitude, _mm256_and_ps(_mm256_set1_ps(-0.0), sign)) }
     }
 
     #[inline(always)]
