@@ -141,6 +141,22 @@ proptest! {
         }
     }
 
+    /// W packed once (`pack_panels`) and W packed per call give the same
+    /// bits, in every table, whatever the tile edges.
+    #[test]
+    fn gemm_packed_is_gemm_to_the_bit((rows, n_in, n_out, w, x, bias) in matrix_case(40)) {
+        let mut panels = vec![f32::NAN; kernels::packed_len(n_in, n_out)];
+        kernels::pack_panels(&w, n_in, n_out, &mut panels);
+        for t in kernels::available() {
+            let mut want = vec![f32::NAN; rows * n_out];
+            (t.gemm)(&w, &x, bias.as_deref(), &mut want, n_in, n_out);
+            let mut got = vec![f32::NAN; rows * n_out];
+            (t.gemm_packed)(&panels, &w, &x, bias.as_deref(), &mut got, n_in, n_out);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&got), bits(&want), "{}", t.name);
+        }
+    }
+
     #[test]
     fn sq_dists_match_scalar(
         (k, c, x) in (0usize..12, 0usize..70).prop_flat_map(|(k, n)| {
@@ -283,6 +299,11 @@ fn every_table_rejects_mismatched_shapes_before_touching_memory() {
         assert!(rejected(&|| {
             let mut y = [0.0; 12];
             (t.gemm)(&[1.0; 16 * 8], &[1.0; 6 * 8], None, &mut y, 8, 0);
+        }));
+        assert!(rejected(&|| {
+            let mut y = [0.0; 12 * 16];
+            let panels = [0.0; 16 * 8 - 1];
+            (t.gemm_packed)(&panels, &[1.0; 16 * 8], &[1.0; 12 * 8], None, &mut y, 8, 16);
         }));
         assert!(rejected(&|| {
             let mut out = [0.0; 3];

@@ -75,6 +75,11 @@ pub struct Kernels {
     /// `rows × n_out` and `b`, when given, has `n_out` entries added to every
     /// row. `rows` is `y.len() / n_out`.
     pub gemm: GemmFn,
+    /// [`Kernels::gemm`] with `W` also given packed into panels by
+    /// [`pack_panels`], so that a caller running many batches against the
+    /// same `W` packs it once instead of on every call: the same answer,
+    /// to the bit. Panics unless `panels.len() == packed_len(n_in, n_out)`.
+    pub gemm_packed: GemmPackedFn,
     /// `out[k] = |c_k − x|²`, where the centroids are `out.len() × x.len()`
     /// row-major.
     pub sq_dists: fn(centroids: &[f32], x: &[f32], out: &mut [f32]),
@@ -99,6 +104,84 @@ pub type GemvFn = fn(w: &[f32], x: &[f32], bias: Option<&[f32]>, y: &mut [f32]);
 /// The signature of [`Kernels::gemm`]: `(w, x, bias, y, n_in, n_out)`.
 pub type GemmFn =
     fn(w: &[f32], x: &[f32], bias: Option<&[f32]>, y: &mut [f32], n_in: usize, n_out: usize);
+
+/// The signature of [`Kernels::gemm_packed`]:
+/// `(panels, w, x, bias, y, n_in, n_out)`.
+pub type GemmPackedFn = fn(
+    panels: &[f32],
+    w: &[f32],
+    x: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    n_in: usize,
+    n_out: usize,
+);
+
+/// Outputs per panel of a packed weight matrix ([`pack_panels`]): the
+/// width of every SIMD gemm's register tile.
+pub const PANEL_WIDTH: usize = 16;
+
+/// How many values [`pack_panels`] writes for an `n_out × n_in` matrix:
+/// `⌈n_out / 16⌉ × n_in × 16`. Panics on overflow.
+pub fn packed_len(n_in: usize, n_out: usize) -> usize {
+    let panels = n_out.div_ceil(PANEL_WIDTH);
+    shape_product(
+        shape_product(panels, n_in, "packed_len"),
+        PANEL_WIDTH,
+        "packed_len",
+    )
+}
+
+/// Packs `W` (`n_out × n_in`, row-major) into the panels
+/// [`Kernels::gemm_packed`] reads: panel `p` holds, for every `k`, the 16
+/// values `W[16p .. 16p + 16][k]` side by side, zero past `n_out`. `out`
+/// must hold [`packed_len`] values. Panics when the lengths disagree.
+///
+/// ```
+/// use apr_runtime::kernels::{self, pack_panels, packed_len};
+///
+/// let (n_in, n_out, rows) = (3, 2, 12);
+/// let w = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+/// let mut panels = vec![0.0; packed_len(n_in, n_out)];
+/// pack_panels(&w, n_in, n_out, &mut panels);
+/// let x = vec![1.0; rows * n_in];
+/// let (mut a, mut b) = (vec![0.0; rows * n_out], vec![0.0; rows * n_out]);
+/// let k = kernels::active();
+/// (k.gemm)(&w, &x, None, &mut a, n_in, n_out);
+/// (k.gemm_packed)(&panels, &w, &x, None, &mut b, n_in, n_out);
+/// assert_eq!(a, b);
+/// assert_eq!(&a[..2], &[6.0, 15.0]);
+/// ```
+pub fn pack_panels(w: &[f32], n_in: usize, n_out: usize, out: &mut [f32]) {
+    assert_eq!(
+        w.len(),
+        shape_product(n_out, n_in, "pack_panels"),
+        "pack_panels: W has {} values, expected {n_out} x {n_in}",
+        w.len()
+    );
+    assert_packed_shape(out, n_in, n_out);
+    out.fill(0.0);
+    if n_in == 0 {
+        return;
+    }
+    for (o, row) in w.chunks_exact(n_in).enumerate() {
+        let panel = &mut out[(o / PANEL_WIDTH) * n_in * PANEL_WIDTH..];
+        for (k, &v) in row.iter().enumerate() {
+            panel[k * PANEL_WIDTH + o % PANEL_WIDTH] = v;
+        }
+    }
+}
+
+/// Panics unless `panels` holds [`packed_len`]`(n_in, n_out)` values.
+pub(crate) fn assert_packed_shape(panels: &[f32], n_in: usize, n_out: usize) {
+    let expected = packed_len(n_in, n_out);
+    assert_eq!(
+        panels.len(),
+        expected,
+        "gemm_packed: the panels have {} values, expected {expected} for {n_out} x {n_in}",
+        panels.len()
+    );
+}
 
 /// Below this many rows the SIMD gemms run gemv once per row; from this
 /// many they pack W and run register tiles. Measured on AVX2 (best of 7,

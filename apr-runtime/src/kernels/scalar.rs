@@ -2,8 +2,8 @@
 //! order. Every SIMD table is tested against these.
 
 use super::{
-    assert_dot_shapes, assert_gemm_shapes, assert_gemv_shapes, assert_sq_dists_shapes, Kernels,
-    GELU_CUBIC, GELU_SQRT_2_OVER_PI,
+    assert_dot_shapes, assert_gemm_shapes, assert_gemv_shapes, assert_packed_shape,
+    assert_sq_dists_shapes, Kernels, GELU_CUBIC, GELU_SQRT_2_OVER_PI,
 };
 
 /// The scalar table.
@@ -13,6 +13,7 @@ pub(super) static TABLE: Kernels = Kernels {
     dot,
     gemv,
     gemm,
+    gemm_packed,
     sq_dists,
     relu,
     sigmoid,
@@ -67,6 +68,21 @@ pub(super) fn gemm(
         let y_row = &mut y[r * n_out..(r + 1) * n_out];
         gemv_rows(w, x_row, bias, y_row);
     }
+}
+
+/// The reference ignores the panels (after checking their length): plain
+/// [`gemm`] is what every packed gemm is tested against.
+pub(super) fn gemm_packed(
+    panels: &[f32],
+    w: &[f32],
+    x: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    n_in: usize,
+    n_out: usize,
+) {
+    assert_packed_shape(panels, n_in, n_out);
+    gemm(w, x, bias, y, n_in, n_out);
 }
 
 pub(super) fn sq_dists(centroids: &[f32], x: &[f32], out: &mut [f32]) {

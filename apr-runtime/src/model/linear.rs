@@ -3,10 +3,11 @@
 
 use super::output::{argmax, sized, BatchLayout, Output, ProbabilityLayout, RowsOut, Scratch};
 use super::source::{is_scalar, shape_mismatch, vector_len, TensorSource};
-use super::weights::Weights;
+use super::weights::{AlignedF32, Weights};
 use super::ModelError;
 use crate::format::schema::linear as names;
-use crate::kernels::Kernels;
+use crate::kernels::{pack_panels, packed_len, Isa, Kernels, GEMM_MIN_ROWS_FOR_PACKING};
+use std::sync::OnceLock;
 
 /// `y = W x + b` with `W` row-major `n_out × n_in`, borrowed from the file
 /// when it is stored as 64-byte aligned F32.
@@ -15,9 +16,31 @@ pub(super) struct Dense<'a> {
     pub(super) bias: Option<Weights<'a>>,
     pub(super) n_in: usize,
     pub(super) n_out: usize,
+    /// `W` packed into the SIMD gemm's panels, made by the first batch large
+    /// enough to pack (never at load: no cold-start cost, and no second copy
+    /// of `W` for a function that only answers single rows). Every later
+    /// batch, and every thread of a split batch, reads it instead of packing
+    /// `W` again.
+    panels: OnceLock<AlignedF32>,
 }
 
 impl<'a> Dense<'a> {
+    /// The map `W x + b`, `W` being `n_out × n_in`.
+    pub(super) fn new(
+        weight: Weights<'a>,
+        bias: Option<Weights<'a>>,
+        n_in: usize,
+        n_out: usize,
+    ) -> Self {
+        Self {
+            weight,
+            bias,
+            n_in,
+            n_out,
+            panels: OnceLock::new(),
+        }
+    }
+
     /// One row: `y` must hold `n_out` values, `x` `n_in`.
     pub(super) fn forward_row(&self, k: &Kernels, x: &[f32], y: &mut [f32]) {
         (k.gemv)(&self.weight, x, self.bias.as_deref(), y);
@@ -25,7 +48,25 @@ impl<'a> Dense<'a> {
 
     /// Many rows: `x` is `rows × n_in`, `y` `rows × n_out`.
     pub(super) fn forward_rows(&self, k: &Kernels, x: &[f32], y: &mut [f32]) {
-        (k.gemm)(
+        let rows = x.len().checked_div(self.n_in).unwrap_or(0);
+        if k.isa == Isa::Scalar || rows < GEMM_MIN_ROWS_FOR_PACKING {
+            (k.gemm)(
+                &self.weight,
+                x,
+                self.bias.as_deref(),
+                y,
+                self.n_in,
+                self.n_out,
+            );
+            return;
+        }
+        let panels = self.panels.get_or_init(|| {
+            let mut panels = AlignedF32::zeroed(packed_len(self.n_in, self.n_out));
+            pack_panels(&self.weight, self.n_in, self.n_out, &mut panels);
+            panels
+        });
+        (k.gemm_packed)(
+            panels,
             &self.weight,
             x,
             self.bias.as_deref(),
@@ -78,12 +119,7 @@ pub(super) fn load_affine<'a>(src: &TensorSource<'_, 'a>) -> Result<Dense<'a>, M
         // Shapes first, then values: the weight's, then the bias's.
         let weight_values = src.finite_weights(&weight)?;
         let bias = bias.as_ref().map(|t| src.finite_weights(t)).transpose()?;
-        return Ok(Dense {
-            weight: weight_values,
-            bias,
-            n_in,
-            n_out,
-        });
+        return Ok(Dense::new(weight_values, bias, n_in, n_out));
     }
     let coefficients = src.require(names::COEFFICIENTS)?;
     let n_in = match vector_len(&coefficients) {
@@ -106,12 +142,7 @@ pub(super) fn load_affine<'a>(src: &TensorSource<'_, 'a>) -> Result<Dense<'a>, M
         .as_ref()
         .map(|t| src.finite_weights(t))
         .transpose()?;
-    Ok(Dense {
-        weight,
-        bias,
-        n_in,
-        n_out: 1,
-    })
+    Ok(Dense::new(weight, bias, n_in, 1))
 }
 
 /// Linear regression: the outputs are `W x + b`.

@@ -262,12 +262,12 @@ impl<'a> Sequential<'a> {
                     // Shapes first, then values: the weight's, then the bias's.
                     let weight_values = src.finite_weights(weight)?;
                     let bias = bias.map(|t| src.finite_weights(t)).transpose()?;
-                    layers.push(Layer::Linear(Dense {
-                        weight: weight_values,
+                    layers.push(Layer::Linear(Dense::new(
+                        weight_values,
                         bias,
-                        n_in: layer_in,
+                        layer_in,
                         n_out,
-                    }));
+                    )));
                     n_in.get_or_insert(layer_in);
                     max_width = max_width.max(layer_in).max(n_out);
                     width = Some(n_out);

@@ -61,8 +61,30 @@ impl AlignedF32 {
         }
     }
 
+    /// `len` zeros, 64-byte aligned.
+    pub(super) fn zeroed(len: usize) -> Self {
+        Self {
+            lines: vec![Line([0.0; LINE_VALUES]); len.div_ceil(LINE_VALUES)],
+            len,
+        }
+    }
+
     fn as_slice(&self) -> &[f32] {
         &bytemuck::cast_slice::<Line, f32>(&self.lines)[..self.len]
+    }
+}
+
+impl Deref for AlignedF32 {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        self.as_slice()
+    }
+}
+
+impl std::ops::DerefMut for AlignedF32 {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut bytemuck::cast_slice_mut::<Line, f32>(&mut self.lines)[..self.len]
     }
 }
 

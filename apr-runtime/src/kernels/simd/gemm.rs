@@ -16,7 +16,10 @@
 use std::cell::Cell;
 
 use super::{reduce, Simd, MAX_LANES};
-use crate::kernels::{assert_gemm_shapes, fill_with_bias, GEMM_MIN_ROWS_FOR_PACKING};
+use crate::kernels::{
+    assert_gemm_shapes, assert_packed_shape, fill_with_bias, packed_len, GEMM_MIN_ROWS_FOR_PACKING,
+    PANEL_WIDTH,
+};
 
 thread_local! {
     /// The packed-W buffer, reused across calls on the same thread.
@@ -44,7 +47,7 @@ pub(in crate::kernels) fn gemm<
     n_in: usize,
     n_out: usize,
 ) {
-    const { assert!(NR == VPR * S::LANES && MR >= 1 && MR <= 6) };
+    const { assert!(NR == VPR * S::LANES && NR == PANEL_WIDTH && MR >= 1 && MR <= 6) };
     let rows = assert_gemm_shapes(w, x, bias, y, n_in, n_out);
     if rows == 0 || n_out == 0 {
         return;
@@ -63,9 +66,66 @@ pub(in crate::kernels) fn gemm<
         }
         return;
     }
+    let len = packed_len(n_in, n_out);
+    let mut buffer = PACKED_W.with(Cell::take);
+    // Panels start on a cache line: a buffer this size comes from mmap at
+    // 16 mod 64, where every other 32-byte panel load would straddle two
+    // lines.
+    buffer.resize(len + PANEL_ALIGN_SLACK, 0.0);
+    let start = buffer.as_ptr().align_offset(64).min(PANEL_ALIGN_SLACK);
+    let packed = &mut buffer[start..start + len];
+    pack_panels::<S, NR>(s, w, n_in, n_out, packed);
+    tiles::<S, NR, VPR, MR>(s, packed, x, bias, y, rows, n_in, n_out);
+    PACKED_W.with(|cell| cell.set(buffer));
+}
+
+/// [`gemm`] with W also given packed into panels by
+/// [`crate::kernels::pack_panels`] (the same layout [`gemm`] packs into
+/// per call), so the arithmetic and the bits are the same.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(in crate::kernels) fn gemm_packed<
+    S: Simd,
+    const NR: usize,
+    const VPR: usize,
+    const MR: usize,
+    const GEMV_ROWS: usize,
+    const GEMV_ACCS: usize,
+>(
+    s: S,
+    panels: &[f32],
+    w: &[f32],
+    x: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    n_in: usize,
+    n_out: usize,
+) {
+    const { assert!(NR == PANEL_WIDTH) };
+    let rows = assert_gemm_shapes(w, x, bias, y, n_in, n_out);
+    assert_packed_shape(panels, n_in, n_out);
+    if rows < GEMM_MIN_ROWS_FOR_PACKING || n_in == 0 || n_out == 0 {
+        gemm::<S, NR, VPR, MR, GEMV_ROWS, GEMV_ACCS>(s, w, x, bias, y, n_in, n_out);
+        return;
+    }
+    tiles::<S, NR, VPR, MR>(s, panels, x, bias, y, rows, n_in, n_out);
+}
+
+/// Runs the register tiles of `Y = X Wᵀ + b` over W already packed into
+/// panels (`rows ≥ 1`, `n_in ≥ 1`, `n_out ≥ 1`, shapes checked).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn tiles<S: Simd, const NR: usize, const VPR: usize, const MR: usize>(
+    s: S,
+    packed: &[f32],
+    x: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    rows: usize,
+    n_in: usize,
+    n_out: usize,
+) {
     let panels = n_out.div_ceil(NR);
-    let mut packed = PACKED_W.with(Cell::take);
-    pack_panels::<S, NR>(s, w, n_in, n_out, &mut packed);
     // Row blocks outermost keep each block of X in L1/L2 while every panel
     // of W passes over it.
     let rows_per_block = 8 * MR;
@@ -103,11 +163,15 @@ pub(in crate::kernels) fn gemm<
         }
         block0 = block_end;
     }
-    PACKED_W.with(|cell| cell.set(packed));
 }
 
+/// Extra values in the per-call pack buffer, so that the panels can start on
+/// a 64-byte boundary inside it.
+const PANEL_ALIGN_SLACK: usize = 64 / 4 - 1;
+
 /// Packs W (`n_out × n_in`, `n_in > 0`) into `⌈n_out / NR⌉` panels of
-/// `n_in × NR`, zero past `n_out`. Blocks of `LANES` rows × `LANES` columns
+/// `n_in × NR`, zero past `n_out`: the layout of
+/// [`crate::kernels::pack_panels`], written faster. Blocks of `LANES` rows × `LANES` columns
 /// go through an in-register transpose (on AVX2 about 4× faster than
 /// element by element, which cost ~9 % of a 256 × 256 × 256 gemm).
 #[inline(always)]
@@ -116,12 +180,10 @@ fn pack_panels<S: Simd, const NR: usize>(
     w: &[f32],
     n_in: usize,
     n_out: usize,
-    packed: &mut Vec<f32>,
+    packed: &mut [f32],
 ) {
     let lanes = S::LANES;
-    let panels = n_out.div_ceil(NR);
-    packed.clear();
-    packed.resize(panels * n_in * NR, 0.0);
+    packed.fill(0.0);
     let k_main = n_in - n_in % lanes;
     let mut scratch = [s.zero(); MAX_LANES];
     let block = &mut scratch[..lanes];

@@ -174,6 +174,7 @@ macro_rules! simd_table {
             dot: entry::dot,
             gemv: entry::gemv,
             gemm: entry::gemm,
+            gemm_packed: entry::gemm_packed,
             sq_dists: entry::sq_dists,
             relu: entry::relu,
             sigmoid: entry::sigmoid,
@@ -196,6 +197,10 @@ macro_rules! simd_table {
                 gemm => gemm::gemm::<$token, $nr, $vpr, $mr, $gemv_rows, $gemv_accs>
                 [w: &[f32], x: &[f32], bias: Option<&[f32]>, y: &mut [f32], n_in: usize, n_out: usize]);
             simd_entry!($feature, $token,
+                gemm_packed => gemm::gemm_packed::<$token, $nr, $vpr, $mr, $gemv_rows, $gemv_accs>
+                [panels: &[f32], w: &[f32], x: &[f32], bias: Option<&[f32]>, y: &mut [f32],
+                 n_in: usize, n_out: usize]);
+            simd_entry!($feature, $token,
                 sq_dists => reduce::sq_dists [centroids: &[f32], x: &[f32], out: &mut [f32]]);
             simd_entry!($feature, $token, relu => map::relu [v: &mut [f32]]);
             simd_entry!($feature, $token, sigmoid => map::sigmoid [v: &mut [f32]]);
@@ -216,7 +221,9 @@ macro_rules! simd_entry {
         $feature:literal, $token:ident,
         $kernel:ident => $generic:path [$($arg:ident: $ty:ty),*] $(-> $ret:ty)?
     ) => {
+        #[allow(clippy::too_many_arguments)]
         pub(super) fn $kernel($($arg: $ty),*) $(-> $ret)? {
+            #[allow(clippy::too_many_arguments)]
             #[target_feature(enable = $feature)]
             fn run(token: $token, $($arg: $ty),*) $(-> $ret)? {
                 $generic(token, $($arg),*)
