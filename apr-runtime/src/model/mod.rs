@@ -704,13 +704,17 @@ impl<'a> Model<'a> {
         arrays: &mut BatchArrays,
         scratch: &mut Scratch,
     ) -> Result<(), PredictError> {
-        let bounds: Vec<usize> = (0..=threads).map(|t| t * n_rows / threads).collect();
         if let Some(shared) = self.shared.upgrade() {
-            // One chunk per thread: finer chunks balance a late worker but
-            // pack the weights once more per chunk, which measured slower
-            // (2 chunks per thread: 327 µs against 306 µs for 256 rows).
+            // Several chunks per thread, so that a worker slow to wake (or
+            // busy with another invocation) leaves more of them to the
+            // caller; the weights are packed once per layer, not per chunk.
+            let chunks = (threads * POOL_CHUNKS_PER_THREAD)
+                .min(n_rows / POOL_MIN_CHUNK_ROWS)
+                .max(threads);
+            let bounds: Vec<usize> = (0..=chunks).map(|c| c * n_rows / chunks).collect();
             return predict_pooled(&shared, rows, bounds, threads - 1, arrays, scratch);
         }
+        let bounds: Vec<usize> = (0..=threads).map(|t| t * n_rows / threads).collect();
         let lengths: Vec<usize> = bounds.windows(2).map(|b| b[1] - b[0]).collect();
         let runs: Vec<Mutex<Run<'_, '_>>> = arrays
             .split(&lengths)
@@ -817,6 +821,14 @@ impl Model<'static> {
 /// 100 µs (`BENCHMARKS.md`, "Batches across threads", measures the
 /// break-even per family).
 pub const MIN_THREAD_WORK_NS: usize = 100_000;
+
+/// Chunks per thread of a batch split on the worker pool.
+const POOL_CHUNKS_PER_THREAD: usize = 4;
+
+/// The fewest rows in one chunk of a pooled batch: well above
+/// [`crate::kernels::GEMM_MIN_ROWS_FOR_PACKING`], so that every chunk runs the
+/// same packed gemm as the whole batch would (the same bits per row).
+const POOL_MIN_CHUNK_ROWS: usize = 16;
 
 /// [`Model::predict_split`] on the worker pool ([`pool`]): each chunk
 /// `bounds[i]..bounds[i + 1]` of rows is predicted into arrays of its own,
