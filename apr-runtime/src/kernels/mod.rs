@@ -78,7 +78,9 @@ pub struct Kernels {
     /// [`Kernels::gemm`] with `W` also given packed into panels by
     /// [`pack_panels`], so that a caller running many batches against the
     /// same `W` packs it once instead of on every call: the same answer,
-    /// to the bit. Panics unless `panels.len() == packed_len(n_in, n_out)`.
+    /// to the bit, provided the panels were packed from this same `w`
+    /// (below 10 rows `w` is read, from 10 the panels; nothing compares
+    /// them). Panics unless `panels.len() == packed_len(n_in, n_out)`.
     pub gemm_packed: GemmPackedFn,
     /// `out[k] = |c_k − x|²`, where the centroids are `out.len() × x.len()`
     /// row-major.

@@ -692,8 +692,9 @@ impl<'a> Model<'a> {
         Ok(batch)
     }
 
-    /// Splits the batch into `threads` runs of rows, as even as can be, and
-    /// predicts them on scoped threads ([`parallel::run`]): this thread in
+    /// Splits the batch into runs of rows, as even as can be: on the worker
+    /// pool for a shared model (up to four chunks per thread), otherwise one
+    /// run per thread on scoped threads ([`parallel::run`]): this thread in
     /// `scratch`, each helper in a scratch this thread keeps for it. The first
     /// error in row order wins, as it would on one thread.
     fn predict_split(
@@ -710,7 +711,8 @@ impl<'a> Model<'a> {
             // caller; the weights are packed once per layer, not per chunk.
             let chunks = (threads * POOL_CHUNKS_PER_THREAD)
                 .min(n_rows / POOL_MIN_CHUNK_ROWS)
-                .max(threads);
+                .max(1);
+            debug_assert!(n_rows / chunks >= crate::kernels::GEMM_MIN_ROWS_FOR_PACKING);
             let bounds: Vec<usize> = (0..=chunks).map(|c| c * n_rows / chunks).collect();
             return predict_pooled(&shared, rows, bounds, threads - 1, arrays, scratch);
         }
@@ -829,6 +831,7 @@ const POOL_CHUNKS_PER_THREAD: usize = 4;
 /// [`crate::kernels::GEMM_MIN_ROWS_FOR_PACKING`], so that every chunk runs the
 /// same packed gemm as the whole batch would (the same bits per row).
 const POOL_MIN_CHUNK_ROWS: usize = 16;
+const _: () = assert!(crate::kernels::GEMM_MIN_ROWS_FOR_PACKING <= POOL_MIN_CHUNK_ROWS);
 
 /// [`Model::predict_split`] on the worker pool ([`pool`]): each chunk
 /// `bounds[i]..bounds[i + 1]` of rows is predicted into arrays of its own,

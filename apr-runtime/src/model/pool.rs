@@ -2,10 +2,10 @@
 //! pool of parked worker threads: no `unsafe`, nothing started at init.
 //!
 //! The scoped threads of [`super::parallel`] cost a spawn and a join per
-//! batch (65–70 µs measured on a 2-vCPU VM), and each new thread packs its
-//! weights into a cold buffer. Here a worker is started by the first split
-//! batch that needs it and then parks on its channel between batches,
-//! keeping its buffers warm. A pool worker outlives any borrow, so what it
+//! batch (65–70 µs measured on a 2-vCPU VM), and each new thread starts
+//! with cold buffers. Here a worker is started by the first split batch that
+//! needs it, polls for the next batch for a while ([`SPIN`]) and then parks
+//! on its channel, keeping its buffers warm. A pool worker outlives any borrow, so what it
 //! runs owns its data: the caller hands it an `Arc` of a [`Task`] (which
 //! holds an `Arc` of the model and a copy of the rows) rather than
 //! closures that borrow the caller's stack.
@@ -34,6 +34,9 @@ pub(super) type Task = Arc<dyn Fn(usize, &mut Scratch) + Send + Sync>;
 struct Batch {
     chunks: usize,
     next: AtomicUsize,
+    /// How many chunks have finished: what the caller polls, without
+    /// taking the lock the finishing worker needs.
+    finished_chunks: AtomicUsize,
     task: Task,
     progress: Mutex<Progress>,
     finished: Condvar,
@@ -62,6 +65,7 @@ impl Batch {
             let outcome = panic::catch_unwind(AssertUnwindSafe(|| (self.task)(i, scratch)));
             let mut progress = lock(&self.progress);
             progress.done += 1;
+            self.finished_chunks.store(progress.done, Ordering::Release);
             if let Err(payload) = outcome {
                 progress.panic.get_or_insert(payload);
             }
@@ -116,7 +120,9 @@ fn next_batch(receiver: &Receiver<Arc<Batch>>) -> Option<Arc<Batch>> {
         match receiver.try_recv() {
             Ok(batch) => return Some(batch),
             Err(TryRecvError::Disconnected) => return None,
-            Err(TryRecvError::Empty) => std::hint::spin_loop(),
+            // A yield, not a pause: with more threads than cores the
+            // caller it waits for gets the core.
+            Err(TryRecvError::Empty) => std::thread::yield_now(),
         }
     }
     receiver.recv().ok()
@@ -129,6 +135,7 @@ pub(super) fn run(chunks: usize, helpers: usize, task: Task, scratch: &mut Scrat
     let batch = Arc::new(Batch {
         chunks,
         next: AtomicUsize::new(0),
+        finished_chunks: AtomicUsize::new(0),
         task,
         progress: Mutex::new(Progress::default()),
         finished: Condvar::new(),
@@ -142,8 +149,10 @@ pub(super) fn run(chunks: usize, helpers: usize, task: Task, scratch: &mut Scrat
     // The last chunks are in a worker's hands: poll for a while before
     // sleeping, for the same reason the workers do ([`SPIN`]).
     let start = Instant::now();
-    while start.elapsed() < SPIN && lock(&batch.progress).done < chunks {
-        std::hint::spin_loop();
+    while start.elapsed() < SPIN && batch.finished_chunks.load(Ordering::Acquire) < chunks {
+        // A yield, not a pause: with more threads than cores (an explicit
+        // APR_LAMBDA_THREADS) the thread being waited for gets the core.
+        std::thread::yield_now();
     }
     let mut progress = lock(&batch.progress);
     while progress.done < chunks {

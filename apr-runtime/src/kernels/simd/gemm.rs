@@ -1,6 +1,7 @@
 //! `gemm`: `Y = X Wᵀ + b`, register-blocked.
 //!
-//! W is packed once per call into panels of `NR` outputs: panel `p` holds,
+//! W is packed (once per call by [`gemm`], or once for good by the caller
+//! of [`gemm_packed`]) into panels of `NR` outputs: panel `p` holds,
 //! for every `k`, the `NR` values `W[NR p .. NR p + NR][k]` side by side (zero
 //! past `n_out`). A micro-kernel then keeps an `MR × NR` tile of Y in
 //! `MR × VPR` registers (`VPR = NR / LANES`), and per `k` broadcasts one X
@@ -244,6 +245,7 @@ impl<const NR: usize> Tile<'_, NR> {
         col0: usize,
         cols: usize,
     ) {
+        const { assert!(VPR * S::LANES == NR && M >= 1) };
         let lanes = S::LANES;
         let n_in = self.n_in;
         // The bounds every unchecked load below relies on.
