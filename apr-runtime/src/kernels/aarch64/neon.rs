@@ -14,7 +14,7 @@ use crate::kernels::Kernels;
 
 /// The NEON table (aarch64 always has NEON).
 pub(in crate::kernels) fn table() -> Option<&'static Kernels> {
-    Some(&TABLE)
+    Some(&entry::TABLE)
 }
 
 simd_table! {
@@ -41,8 +41,7 @@ impl Neon {
 }
 
 // SAFETY: NEON is enabled for the whole build (module cfg), so every value
-// of `Neon` runs on a CPU with NEON; LANES = 4 <= MAX_LANES; ld1/st1 touch
-// exactly 4 values.
+// of `Neon` runs on a CPU with NEON; ld1/st1 touch exactly 4 values.
 unsafe impl Simd for Neon {
     type V = float32x4_t;
     type Mask = uint32x4_t;

@@ -183,6 +183,7 @@ fn pack_panels<S: Simd, const NR: usize>(
     n_out: usize,
     packed: &mut [f32],
 ) {
+    const { assert!(S::LANES <= MAX_LANES) };
     let lanes = S::LANES;
     packed.fill(0.0);
     let k_main = n_in - n_in % lanes;

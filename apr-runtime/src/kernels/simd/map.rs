@@ -18,6 +18,7 @@ trait Lanewise<S: Simd> {
 /// a zero-padded copy.
 #[inline(always)]
 fn map_in_place<S: Simd, F: Lanewise<S>>(s: S, v: &mut [f32], f: &F) {
+    const { assert!(S::LANES <= MAX_LANES) };
     let mut chunks = v.chunks_exact_mut(S::LANES);
     for c in &mut chunks {
         let r = f.apply(s, s.load(c));
@@ -194,6 +195,7 @@ pub(in crate::kernels) fn gelu<S: Simd>(s: S, v: &mut [f32]) {
 /// are ignored by the max, like `f32::max` in the scalar table.
 #[inline(always)]
 pub(in crate::kernels) fn softmax<S: Simd>(s: S, v: &mut [f32]) {
+    const { assert!(S::LANES <= MAX_LANES) };
     if v.is_empty() {
         return;
     }

@@ -51,8 +51,9 @@ pub(super) const MAX_LANES: usize = 8;
 /// Implementors promise that a value of `Self` exists only on a CPU that
 /// runs every instruction the methods use (the type is constructible only
 /// through a run-time check, or only where the build target guarantees the
-/// instructions), that `LANES <= MAX_LANES`, and that `load_ptr` and
-/// `store_ptr` touch exactly `LANES` values at the pointer.
+/// instructions), and that `load_ptr` and `store_ptr` touch exactly `LANES`
+/// values at the pointer. (`LANES <= MAX_LANES` is checked at compile time
+/// where the scratch buffers are sized.)
 pub(super) unsafe trait Simd: Copy {
     /// A vector of `LANES` `f32`.
     type V: Copy;
@@ -166,29 +167,30 @@ macro_rules! simd_table {
         gemv rows $gemv_rows:literal accumulators $gemv_accs:literal,
         gemm panel $nr:literal vectors $vpr:literal rows $mr:literal $(,)?
     ) => {
-        /// Reachable only where the caller of `simd_table!` hands it out:
-        /// once the CPU is known to run the instructions.
-        static $table: $crate::kernels::Kernels = $crate::kernels::Kernels {
-            name: $name,
-            isa: $crate::kernels::Isa::$isa,
-            dot: entry::dot,
-            gemv: entry::gemv,
-            gemm: entry::gemm,
-            gemm_packed: entry::gemm_packed,
-            sq_dists: entry::sq_dists,
-            relu: entry::relu,
-            sigmoid: entry::sigmoid,
-            tanh: entry::tanh,
-            gelu: entry::gelu,
-            leaky_relu: entry::leaky_relu,
-            softmax: entry::softmax,
-        };
-
-        /// The table's entry points: each enters a `#[target_feature]`
-        /// function that runs the generic algorithm for this ISA.
+        /// The table and its entry points, private to it: each enters a
+        /// `#[target_feature]` function that runs the generic algorithm for
+        /// this ISA, and only the table can reach them.
         mod entry {
             use super::$token;
             use $crate::kernels::simd::{gemm, map, reduce, simd_entry};
+
+            /// Reachable only where the caller of `simd_table!` hands it
+            /// out: once the CPU is known to run the instructions.
+            pub(super) static $table: $crate::kernels::Kernels = $crate::kernels::Kernels {
+                name: $name,
+                isa: $crate::kernels::Isa::$isa,
+                dot,
+                gemv,
+                gemm,
+                gemm_packed,
+                sq_dists,
+                relu,
+                sigmoid,
+                tanh,
+                gelu,
+                leaky_relu,
+                softmax,
+            };
 
             simd_entry!($feature, $token, dot => reduce::dot [a: &[f32], b: &[f32]] -> f32);
             simd_entry!($feature, $token, gemv => reduce::gemv::<$token, $gemv_rows, $gemv_accs>
@@ -222,7 +224,7 @@ macro_rules! simd_entry {
         $kernel:ident => $generic:path [$($arg:ident: $ty:ty),*] $(-> $ret:ty)?
     ) => {
         #[allow(clippy::too_many_arguments)]
-        pub(super) fn $kernel($($arg: $ty),*) $(-> $ret)? {
+        fn $kernel($($arg: $ty),*) $(-> $ret)? {
             #[allow(clippy::too_many_arguments)]
             #[target_feature(enable = $feature)]
             fn run(token: $token, $($arg: $ty),*) $(-> $ret)? {

@@ -11,7 +11,7 @@ use crate::kernels::Kernels;
 /// The AVX2+FMA table, when this CPU runs it.
 pub(in crate::kernels) fn table() -> Option<&'static Kernels> {
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        Some(&TABLE)
+        Some(&entry::TABLE)
     } else {
         None
     }
@@ -45,8 +45,8 @@ impl Avx2Fma {
 /// and `self` exists only on a CPU that has both (the token's contract);
 /// the pointer accesses rely on the callers' contracts, stated on the trait.
 // SAFETY: `Avx2Fma` is made only by `assume_present`, whose callers (the
-// table's entry points) run only after `table` checked the CPU; LANES = 8 =
-// MAX_LANES; loadu/storeu touch exactly 8 values.
+// table's entry points) run only after `table` checked the CPU; loadu/storeu
+// touch exactly 8 values.
 unsafe impl Simd for Avx2Fma {
     type V = __m256;
     type Mask = __m256;
