@@ -426,10 +426,49 @@ fn best_rounds() {
     }
 }
 
+/// Batches back to back for two seconds each, timed one by one: the median
+/// and the best, the statistics `scripts/ort-mlp-bench.py` reports for
+/// onnxruntime (whose pool, like ours, finds its workers awake).
+fn back_to_back() {
+    let bytes = mlp(&[64, 256, 256, 10], Some("Softmax"));
+    for n_rows in [256, 1024] {
+        let rows = values(n_rows * 64, 2);
+        let mut line = format!("back to back, MLP {n_rows} rows:");
+        for (name, model) in [
+            (
+                "1 thread",
+                Arc::new(load(Vec::leak(bytes.clone())).with_parallelism(Parallelism::Exactly(1))),
+            ),
+            ("2 threads on the pool", shared(&bytes, 2)),
+        ] {
+            let mut scratch = model.scratch();
+            for _ in 0..20 {
+                batch(&model, &rows, n_rows, &mut scratch);
+            }
+            let mut samples = Vec::new();
+            let end = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < end {
+                let t = Instant::now();
+                batch(&model, &rows, n_rows, &mut scratch);
+                samples.push(t.elapsed());
+            }
+            samples.sort_unstable();
+            let us = |d: Duration| d.as_secs_f64() * 1e6;
+            line += &format!(
+                " {name} median {:.1} µs (best {:.1});",
+                us(samples[samples.len() / 2]),
+                us(samples[0])
+            );
+        }
+        println!("{}", line.trim_end_matches(';'));
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--bench") {
         first_split_batch();
         best_rounds();
+        back_to_back();
     }
     let mut c = Criterion::default().configure_from_args();
     threads(&mut c);

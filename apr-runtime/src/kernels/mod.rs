@@ -82,6 +82,10 @@ pub struct Kernels {
     /// (below 10 rows `w` is read, from 10 the panels; nothing compares
     /// them). Panics unless `panels.len() == packed_len(n_in, n_out)`.
     pub gemm_packed: GemmPackedFn,
+    /// The rows of [`Kernels::gemm`]'s register tile: a batch cut into runs
+    /// of a multiple of this many rows keeps every run's tiles full (a
+    /// partial tile costs nearly a full one). `1` for the scalar table.
+    pub gemm_tile_rows: usize,
     /// `out[k] = |c_k − x|²`, where the centroids are `out.len() × x.len()`
     /// row-major.
     pub sq_dists: fn(centroids: &[f32], x: &[f32], out: &mut [f32]),
@@ -196,6 +200,9 @@ pub(crate) fn assert_packed_shape(panels: &[f32], n_in: usize, n_out: usize) {
 /// row the same bits: what lets a batch be split across threads without
 /// changing its answers.
 pub(crate) const GEMM_MIN_ROWS_FOR_PACKING: usize = 10;
+
+/// The most rows any table's gemm tile has ([`Kernels::gemm_tile_rows`]).
+pub(crate) const MAX_GEMM_TILE_ROWS: usize = 6;
 
 /// `√(2/π)`, the scale inside the GELU tanh approximation.
 pub(crate) const GELU_SQRT_2_OVER_PI: f32 = 0.797_884_6;

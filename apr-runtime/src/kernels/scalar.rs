@@ -14,6 +14,7 @@ pub(super) static TABLE: Kernels = Kernels {
     gemv,
     gemm,
     gemm_packed,
+    gemm_tile_rows: 1,
     sq_dists,
     relu,
     sigmoid,

@@ -693,7 +693,7 @@ impl<'a> Model<'a> {
     }
 
     /// Splits the batch into runs of rows, as even as can be: on the worker
-    /// pool for a shared model (up to four chunks per thread), otherwise one
+    /// pool for a shared model (two chunks per thread), otherwise one
     /// run per thread on scoped threads ([`parallel::run`]): this thread in
     /// `scratch`, each helper in a scratch this thread keeps for it. The first
     /// error in row order wins, as it would on one thread.
@@ -706,17 +706,21 @@ impl<'a> Model<'a> {
         scratch: &mut Scratch,
     ) -> Result<(), PredictError> {
         if let Some(shared) = self.shared.upgrade() {
-            // Several chunks per thread, so that a worker slow to wake (or
-            // busy with another invocation) leaves more of them to the
-            // caller; the weights are packed once per layer, not per chunk.
+            // A couple of chunks per thread, so that a worker slow to wake
+            // (or busy with another invocation) leaves more of them to the
+            // caller, but no more: each chunk streams every layer's weights
+            // through the cache again. The weights are packed once per layer,
+            // not per chunk.
             let chunks = (threads * POOL_CHUNKS_PER_THREAD)
                 .min(n_rows / POOL_MIN_CHUNK_ROWS)
                 .max(1);
-            debug_assert!(n_rows / chunks >= crate::kernels::GEMM_MIN_ROWS_FOR_PACKING);
-            let bounds: Vec<usize> = (0..=chunks).map(|c| c * n_rows / chunks).collect();
+            let bounds = split_bounds(n_rows, chunks, self.kernels.gemm_tile_rows);
+            debug_assert!(bounds
+                .windows(2)
+                .all(|b| b[1] - b[0] >= crate::kernels::GEMM_MIN_ROWS_FOR_PACKING));
             return predict_pooled(&shared, rows, bounds, threads - 1, arrays, scratch);
         }
-        let bounds: Vec<usize> = (0..=threads).map(|t| t * n_rows / threads).collect();
+        let bounds = split_bounds(n_rows, threads, self.kernels.gemm_tile_rows);
         let lengths: Vec<usize> = bounds.windows(2).map(|b| b[1] - b[0]).collect();
         let runs: Vec<Mutex<Run<'_, '_>>> = arrays
             .split(&lengths)
@@ -824,14 +828,41 @@ impl Model<'static> {
 /// break-even per family).
 pub const MIN_THREAD_WORK_NS: usize = 100_000;
 
-/// Chunks per thread of a batch split on the worker pool.
-const POOL_CHUNKS_PER_THREAD: usize = 4;
+/// Chunks per thread of a batch split on the worker pool: measured
+/// against 1, 4 and chunks that shrink as the batch drains (guided
+/// scheduling), 2 was the fastest for 256 and 1 024 rows on 2 threads
+/// (`BENCHMARKS.md`, "Batches across threads").
+const POOL_CHUNKS_PER_THREAD: usize = 2;
 
-/// The fewest rows in one chunk of a pooled batch: well above
-/// [`crate::kernels::GEMM_MIN_ROWS_FOR_PACKING`], so that every chunk runs the
-/// same packed gemm as the whole batch would (the same bits per row).
+/// The fewest rows in one chunk of a pooled batch, before its bounds are cut
+/// to multiples of the tile rows ([`split_bounds`]): what is left is still
+/// at least [`crate::kernels::GEMM_MIN_ROWS_FOR_PACKING`], so that every
+/// chunk runs the same packed gemm as the whole batch would (the same bits
+/// per row). [`MIN_ROWS_PER_THREAD`] keeps the runs of scoped threads so.
 const POOL_MIN_CHUNK_ROWS: usize = 16;
-const _: () = assert!(crate::kernels::GEMM_MIN_ROWS_FOR_PACKING <= POOL_MIN_CHUNK_ROWS);
+const _: () = assert!(
+    kernels::GEMM_MIN_ROWS_FOR_PACKING + kernels::MAX_GEMM_TILE_ROWS - 1 <= POOL_MIN_CHUNK_ROWS
+        && kernels::GEMM_MIN_ROWS_FOR_PACKING + kernels::MAX_GEMM_TILE_ROWS - 1
+            <= MIN_ROWS_PER_THREAD
+);
+
+/// Where `parts` runs of `n_rows` rows start, and `n_rows` last: as even as
+/// can be with every boundary a multiple of `step` (the gemm's tile rows),
+/// so that only the last run ends in a partial register tile. Each run is at
+/// least `n_rows / parts − step + 1` rows long.
+fn split_bounds(n_rows: usize, parts: usize, step: usize) -> Vec<usize> {
+    let parts = parts.max(1);
+    let step = step.max(1);
+    (0..=parts)
+        .map(|p| {
+            if p == parts {
+                n_rows
+            } else {
+                p * n_rows / parts / step * step
+            }
+        })
+        .collect()
+}
 
 /// [`Model::predict_split`] on the worker pool ([`pool`]): each chunk
 /// `bounds[i]..bounds[i + 1]` of rows is predicted into arrays of its own,
@@ -999,5 +1030,29 @@ mod tests {
             Some(ModelFamily::RandomForest)
         );
         assert_eq!(ModelFamily::from_model_type("linearregression"), None);
+    }
+
+    #[test]
+    fn split_bounds_cut_at_tile_rows_and_keep_runs_long() {
+        for step in [1, 4, 6] {
+            for parts in 1..=12 {
+                for n_rows in parts * MIN_ROWS_PER_THREAD..parts * MIN_ROWS_PER_THREAD + 200 {
+                    let bounds = split_bounds(n_rows, parts, step);
+                    assert_eq!(bounds.len(), parts + 1);
+                    assert_eq!((bounds[0], bounds[parts]), (0, n_rows));
+                    for (i, run) in bounds.windows(2).enumerate() {
+                        let len = run[1] - run[0];
+                        assert!(
+                            len + step > n_rows / parts,
+                            "{n_rows}/{parts}/{step}: {bounds:?}"
+                        );
+                        assert!(len >= kernels::GEMM_MIN_ROWS_FOR_PACKING);
+                        if i + 1 < parts {
+                            assert_eq!(len % step, 0, "{n_rows}/{parts}/{step}: {bounds:?}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }

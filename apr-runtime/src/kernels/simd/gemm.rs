@@ -19,7 +19,7 @@ use std::cell::Cell;
 use super::{reduce, Simd, MAX_LANES};
 use crate::kernels::{
     assert_gemm_shapes, assert_packed_shape, fill_with_bias, packed_len, GEMM_MIN_ROWS_FOR_PACKING,
-    PANEL_WIDTH,
+    MAX_GEMM_TILE_ROWS, PANEL_WIDTH,
 };
 
 thread_local! {
@@ -48,7 +48,7 @@ pub(in crate::kernels) fn gemm<
     n_in: usize,
     n_out: usize,
 ) {
-    const { assert!(NR == VPR * S::LANES && NR == PANEL_WIDTH && MR >= 1 && MR <= 6) };
+    const { assert!(NR == VPR * S::LANES && NR == PANEL_WIDTH && MR >= 1 && MR <= MAX_GEMM_TILE_ROWS) };
     let rows = assert_gemm_shapes(w, x, bias, y, n_in, n_out);
     if rows == 0 || n_out == 0 {
         return;

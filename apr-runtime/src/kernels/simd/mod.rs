@@ -183,6 +183,7 @@ macro_rules! simd_table {
                 gemv,
                 gemm,
                 gemm_packed,
+                gemm_tile_rows: $mr,
                 sq_dists,
                 relu,
                 sigmoid,
