@@ -52,6 +52,20 @@ def build_model() -> bytes:
     return model.SerializeToString()
 
 
+def identity_model() -> bytes:
+    """A graph that does nothing: its time is the Python binding's per-call
+    cost, which every figure above includes (ours are timed in Rust)."""
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "identity",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", DIMS[0]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", DIMS[0]])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
 def session(model: bytes, threads: int) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -95,6 +109,8 @@ def main() -> None:
             f"2 threads median {two[0]:8.1f} µs (best {two[1]:8.1f}); "
             f"2/1 = {two[0] / one[0]:.2f}"
         )
+    median, best = time_batch(session(identity_model(), 1), 256, args.seconds / 2)
+    print(f"per-call cost (Identity, 256 rows): median {median:.1f} µs (best {best:.1f})")
 
 
 if __name__ == "__main__":
