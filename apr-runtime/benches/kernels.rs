@@ -38,11 +38,12 @@ fn gemv(c: &mut Criterion) {
     group.finish();
 }
 
-/// gemm `Y = X Wᵀ + b` for 256 rows.
+/// gemm `Y = X Wᵀ + b` for 256 rows: two layers of the MLP, and two too
+/// narrow for the 16-wide tile, which the SIMD gemms run row by row.
 fn gemm(c: &mut Criterion) {
     let rows = 256;
     let mut group = c.benchmark_group("gemm_256_rows");
-    for (n_in, n_out) in [(64usize, 256usize), (256, 256)] {
+    for (n_in, n_out) in [(64usize, 256usize), (256, 256), (1000, 1), (200, 3)] {
         let w = values(n_in * n_out, 4);
         let x = values(rows * n_in, 5);
         let b = values(n_out, 6);

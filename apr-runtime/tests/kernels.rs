@@ -358,6 +358,50 @@ fn gemm_covers_every_tile_edge() {
     }
 }
 
+/// A layer too narrow for the 16-wide tile (few outputs, many inputs) runs
+/// gemv row by row at any batch size: each row gets exactly the bits of
+/// gemv on that row, and so of a one-row call. Wider layers keep the tile.
+#[test]
+fn narrow_layers_run_gemv_per_row_at_any_batch_size() {
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    for t in simd_tables() {
+        for (n_in, n_out) in [(64usize, 1usize), (1000, 1), (512, 4), (200, 3), (300, 8)] {
+            for rows in [1usize, 9, 10, 13, 64] {
+                // Values whose products and sums round, so that another
+                // order of the same sums shows in the bits.
+                let w: Vec<f32> = (0..n_out * n_in)
+                    .map(|i| ((i as f32 * 0.618_034).fract() - 0.5) * 1.7)
+                    .collect();
+                let x: Vec<f32> = (0..rows * n_in)
+                    .map(|i| ((i as f32 * 0.414_213_6).fract() - 0.5) * 3.1)
+                    .collect();
+                let b: Vec<f32> = (0..n_out).map(|i| i as f32 * 0.25).collect();
+                let mut panels = vec![f32::NAN; kernels::packed_len(n_in, n_out)];
+                kernels::pack_panels(&w, n_in, n_out, &mut panels);
+                let mut want = vec![f32::NAN; rows * n_out];
+                for (x_row, y_row) in x.chunks_exact(n_in).zip(want.chunks_exact_mut(n_out)) {
+                    (t.gemv)(&w, x_row, Some(&b), y_row);
+                }
+                let mut got = vec![f32::NAN; rows * n_out];
+                (t.gemm)(&w, &x, Some(&b), &mut got, n_in, n_out);
+                assert_eq!(
+                    bits(&got),
+                    bits(&want),
+                    "{} gemm {n_in}x{n_out}, {rows} rows",
+                    t.name
+                );
+                (t.gemm_packed)(&panels, &w, &x, Some(&b), &mut got, n_in, n_out);
+                assert_eq!(
+                    bits(&got),
+                    bits(&want),
+                    "{} gemm_packed {n_in}x{n_out}, {rows} rows",
+                    t.name
+                );
+            }
+        }
+    }
+}
+
 /// Each table says which instruction set it is written for. (What the ISA
 /// helpers answer on this CPU is checked, from the CPU's own features, by
 /// `the_best_table_for_this_cpu_is_active`.)

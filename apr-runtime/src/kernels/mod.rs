@@ -79,8 +79,8 @@ pub struct Kernels {
     /// [`pack_panels`], so that a caller running many batches against the
     /// same `W` packs it once instead of on every call: the same answer,
     /// to the bit, provided the panels were packed from this same `w`
-    /// (below 10 rows `w` is read, from 10 the panels; nothing compares
-    /// them). Panics unless `panels.len() == packed_len(n_in, n_out)`.
+    /// (below 10 rows, and for a layer too narrow for the tile, `w` is
+    /// read, otherwise the panels; nothing compares them). Panics unless `panels.len() == packed_len(n_in, n_out)`.
     pub gemm_packed: GemmPackedFn,
     /// The rows of [`Kernels::gemm`]'s register tile: a batch cut into runs
     /// of a multiple of this many rows keeps every run's tiles full (a
@@ -200,6 +200,28 @@ pub(crate) fn assert_packed_shape(panels: &[f32], n_in: usize, n_out: usize) {
 /// row the same bits: what lets a batch be split across threads without
 /// changing its answers.
 pub(crate) const GEMM_MIN_ROWS_FOR_PACKING: usize = 10;
+
+/// Whether the SIMD gemms run gemv once per row rather than register tiles
+/// over packed panels: below [`GEMM_MIN_ROWS_FOR_PACKING`] rows, and for a
+/// layer so narrow that most of the 16-wide tile would multiply the zero
+/// padding of its one panel. A row then costs about `0.29 ns × n_in` in the
+/// tile and `9 ns + 0.028 ns × n_in × n_out` in gemv (AVX2, Zen 4, fitted
+/// within 10 % to 20 shapes from 4×3 to 1 000×1 and 784×10; NEON uses the
+/// same rule): gemv wins for one output from about 35 inputs (4.5× at
+/// 1 000), for 8 outputs from about 180, and never from 10 outputs on.
+///
+/// The choice depends on the batch only through `rows <
+/// GEMM_MIN_ROWS_FOR_PACKING`, so any run of at least that many rows gives
+/// each row the same bits.
+pub(crate) fn gemm_runs_rows(rows: usize, n_in: usize, n_out: usize) -> bool {
+    rows < GEMM_MIN_ROWS_FOR_PACKING || gemv_beats_tiles(n_in, n_out)
+}
+
+/// The narrow-layer half of [`gemm_runs_rows`], in hundredths of a
+/// nanosecond: `n_in × (29 − 3 × n_out) > 900`.
+fn gemv_beats_tiles(n_in: usize, n_out: usize) -> bool {
+    n_out < 10 && n_in.saturating_mul(29 - 3 * n_out) > 900
+}
 
 /// The most rows any table's gemm tile has ([`Kernels::gemm_tile_rows`]).
 pub(crate) const MAX_GEMM_TILE_ROWS: usize = 6;

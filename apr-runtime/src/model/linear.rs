@@ -6,7 +6,7 @@ use super::source::{is_scalar, shape_mismatch, vector_len, TensorSource};
 use super::weights::{AlignedF32, Weights};
 use super::ModelError;
 use crate::format::schema::linear as names;
-use crate::kernels::{pack_panels, packed_len, Isa, Kernels, GEMM_MIN_ROWS_FOR_PACKING};
+use crate::kernels::{gemm_runs_rows, pack_panels, packed_len, Isa, Kernels};
 use std::sync::OnceLock;
 
 /// `y = W x + b` with `W` row-major `n_out × n_in`, borrowed from the file
@@ -17,7 +17,8 @@ pub(super) struct Dense<'a> {
     pub(super) n_in: usize,
     pub(super) n_out: usize,
     /// `W` packed into the SIMD gemm's panels, made by the first batch large
-    /// enough to pack (never at load: no cold-start cost, and no second copy
+    /// enough to pack, and never for a layer the gemm runs row by row
+    /// ([`gemm_runs_rows`]) (never at load: no cold-start cost, and no second copy
     /// of `W` for a function that only answers single rows). Every later
     /// batch, and every thread of a split batch, reads it instead of packing
     /// `W` again.
@@ -49,7 +50,7 @@ impl<'a> Dense<'a> {
     /// Many rows: `x` is `rows × n_in`, `y` `rows × n_out`.
     pub(super) fn forward_rows(&self, k: &Kernels, x: &[f32], y: &mut [f32]) {
         let rows = x.len().checked_div(self.n_in).unwrap_or(0);
-        if k.isa == Isa::Scalar || rows < GEMM_MIN_ROWS_FOR_PACKING {
+        if k.isa == Isa::Scalar || gemm_runs_rows(rows, self.n_in, self.n_out) {
             (k.gemm)(
                 &self.weight,
                 x,

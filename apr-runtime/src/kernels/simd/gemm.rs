@@ -18,7 +18,7 @@ use std::cell::Cell;
 
 use super::{reduce, Simd, MAX_LANES};
 use crate::kernels::{
-    assert_gemm_shapes, assert_packed_shape, fill_with_bias, packed_len, GEMM_MIN_ROWS_FOR_PACKING,
+    assert_gemm_shapes, assert_packed_shape, fill_with_bias, gemm_runs_rows, packed_len,
     MAX_GEMM_TILE_ROWS, PANEL_WIDTH,
 };
 
@@ -29,8 +29,9 @@ thread_local! {
 
 /// `Y = X Wᵀ + b` (see [`Kernels::gemm`](crate::kernels::Kernels::gemm)):
 /// `NR` outputs per panel in `VPR` vectors, `MR` rows per tile; below
-/// [`GEMM_MIN_ROWS_FOR_PACKING`] rows, [`reduce::gemv`] per row with
-/// `GEMV_ROWS` and `GEMV_ACCS`.
+/// [`GEMM_MIN_ROWS_FOR_PACKING`](crate::kernels::GEMM_MIN_ROWS_FOR_PACKING)
+/// rows, and for narrow layers ([`gemm_runs_rows`]), [`reduce::gemv`] per
+/// row with `GEMV_ROWS` and `GEMV_ACCS`.
 #[inline(always)]
 pub(in crate::kernels) fn gemm<
     S: Simd,
@@ -48,36 +49,9 @@ pub(in crate::kernels) fn gemm<
     n_in: usize,
     n_out: usize,
 ) {
-    const { assert!(NR == VPR * S::LANES && NR == PANEL_WIDTH && MR >= 1 && MR <= MAX_GEMM_TILE_ROWS) };
     let rows = assert_gemm_shapes(w, x, bias, y, n_in, n_out);
-    if rows == 0 || n_out == 0 {
-        return;
-    }
-    if n_in == 0 {
-        for y_row in y.chunks_exact_mut(n_out) {
-            fill_with_bias(y_row, bias);
-        }
-        return;
-    }
-    if rows < GEMM_MIN_ROWS_FOR_PACKING {
-        for (x_row, y_row) in x.chunks_exact(n_in).zip(y.chunks_exact_mut(n_out)) {
-            // W is n_out x n_in, x_row has n_in values, y_row n_out and the
-            // bias (checked) n_out: gemv's shapes hold.
-            reduce::gemv_checked::<S, GEMV_ROWS, GEMV_ACCS>(s, w, x_row, bias, y_row);
-        }
-        return;
-    }
-    let len = packed_len(n_in, n_out);
-    let mut buffer = PACKED_W.with(Cell::take);
-    // Panels start on a cache line: a buffer this size comes from mmap at
-    // 16 mod 64, where every other 32-byte panel load would straddle two
-    // lines.
-    buffer.resize(len + PANEL_ALIGN_SLACK, 0.0);
-    let start = buffer.as_ptr().align_offset(64).min(PANEL_ALIGN_SLACK);
-    let packed = &mut buffer[start..start + len];
-    pack_panels::<S, NR>(s, w, n_in, n_out, packed);
-    tiles::<S, NR, VPR, MR>(s, packed, x, bias, y, rows, n_in, n_out);
-    PACKED_W.with(|cell| cell.set(buffer));
+    let shape = Shape { rows, n_in, n_out };
+    gemm_checked::<S, NR, VPR, MR, GEMV_ROWS, GEMV_ACCS>(s, None, w, x, bias, y, shape);
 }
 
 /// [`gemm`] with W also given packed into panels by
@@ -102,14 +76,73 @@ pub(in crate::kernels) fn gemm_packed<
     n_in: usize,
     n_out: usize,
 ) {
-    const { assert!(NR == PANEL_WIDTH) };
     let rows = assert_gemm_shapes(w, x, bias, y, n_in, n_out);
     assert_packed_shape(panels, n_in, n_out);
-    if rows < GEMM_MIN_ROWS_FOR_PACKING || n_in == 0 || n_out == 0 {
-        gemm::<S, NR, VPR, MR, GEMV_ROWS, GEMV_ACCS>(s, w, x, bias, y, n_in, n_out);
+    let shape = Shape { rows, n_in, n_out };
+    gemm_checked::<S, NR, VPR, MR, GEMV_ROWS, GEMV_ACCS>(s, Some(panels), w, x, bias, y, shape);
+}
+
+/// The dimensions of a gemm whose slices [`assert_gemm_shapes`] (and, for
+/// given panels, [`assert_packed_shape`]) checked.
+#[derive(Clone, Copy)]
+struct Shape {
+    rows: usize,
+    n_in: usize,
+    n_out: usize,
+}
+
+/// [`gemm`] and [`gemm_packed`] once their shapes are checked: row by row,
+/// or tiles over `panels` when given, else over W packed here.
+#[inline(always)]
+fn gemm_checked<
+    S: Simd,
+    const NR: usize,
+    const VPR: usize,
+    const MR: usize,
+    const GEMV_ROWS: usize,
+    const GEMV_ACCS: usize,
+>(
+    s: S,
+    panels: Option<&[f32]>,
+    w: &[f32],
+    x: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    Shape { rows, n_in, n_out }: Shape,
+) {
+    const { assert!(NR == VPR * S::LANES && NR == PANEL_WIDTH && MR >= 1 && MR <= MAX_GEMM_TILE_ROWS) };
+    if rows == 0 || n_out == 0 {
         return;
     }
-    tiles::<S, NR, VPR, MR>(s, panels, x, bias, y, rows, n_in, n_out);
+    if n_in == 0 {
+        for y_row in y.chunks_exact_mut(n_out) {
+            fill_with_bias(y_row, bias);
+        }
+        return;
+    }
+    if gemm_runs_rows(rows, n_in, n_out) {
+        for (x_row, y_row) in x.chunks_exact(n_in).zip(y.chunks_exact_mut(n_out)) {
+            // W is n_out x n_in, x_row has n_in values, y_row n_out and the
+            // bias (checked) n_out: gemv's shapes hold.
+            reduce::gemv_checked::<S, GEMV_ROWS, GEMV_ACCS>(s, w, x_row, bias, y_row);
+        }
+        return;
+    }
+    if let Some(panels) = panels {
+        tiles::<S, NR, VPR, MR>(s, panels, x, bias, y, rows, n_in, n_out);
+        return;
+    }
+    let len = packed_len(n_in, n_out);
+    let mut buffer = PACKED_W.with(Cell::take);
+    // Panels start on a cache line: a buffer this size comes from mmap at
+    // 16 mod 64, where every other 32-byte panel load would straddle two
+    // lines.
+    buffer.resize(len + PANEL_ALIGN_SLACK, 0.0);
+    let start = buffer.as_ptr().align_offset(64).min(PANEL_ALIGN_SLACK);
+    let packed = &mut buffer[start..start + len];
+    pack_panels::<S, NR>(s, w, n_in, n_out, packed);
+    tiles::<S, NR, VPR, MR>(s, packed, x, bias, y, rows, n_in, n_out);
+    PACKED_W.with(|cell| cell.set(buffer));
 }
 
 /// Runs the register tiles of `Y = X Wᵀ + b` over W already packed into
