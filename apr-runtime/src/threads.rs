@@ -191,8 +191,9 @@ pub fn configured() -> ThreadDecision {
 /// How a model spreads one batch over threads; set with
 /// [`Model::with_parallelism`](crate::model::Model::with_parallelism).
 ///
-/// Rows go to threads in contiguous runs of at least
-/// [`MIN_ROWS_PER_THREAD`] rows, whatever the setting, and every row is
+/// Rows go to threads in contiguous runs, whatever the setting, a thread
+/// only for every [`MIN_ROWS_PER_THREAD`] rows and each run at least 10 rows
+/// once its ends move to multiples of the gemm's tile rows; every row is
 /// computed the same way whichever run it falls in: the answers are
 /// bit-identical at any thread count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -208,9 +209,11 @@ pub enum Parallelism {
     Exactly(usize),
 }
 
-/// The fewest rows a thread is given: splitting never makes a run of rows
-/// shorter than this, which keeps the matrix kernels on the same code path
-/// for every row (they switch to per-row products below about 10 rows).
+/// The fewest rows per thread of a split batch. A run's ends then move to
+/// multiples of the gemm's tile rows (at most 3 rows each), which leaves
+/// every run at least 10 rows: the matrix kernels take the same path for
+/// every row of it (they switch to per-row products below 10 rows, and for
+/// layers too narrow for their tile at any row count).
 pub const MIN_ROWS_PER_THREAD: usize = 16;
 
 #[cfg(test)]

@@ -190,7 +190,8 @@ pub(crate) fn assert_packed_shape(panels: &[f32], n_in: usize, n_out: usize) {
 }
 
 /// Below this many rows the SIMD gemms run gemv once per row; from this
-/// many they pack W and run register tiles. Measured on AVX2 (best of 7,
+/// many they pack W and run register tiles, unless the layer is too narrow
+/// for them ([`gemm_runs_rows`]). Measured on AVX2 (best of 7,
 /// 64×256 … 1024×1024): per-row gemv wins up to 8 rows, packing wins from 12
 /// (by 1.1–1.3×, growing with the row count); NEON uses the same value.
 ///
@@ -204,11 +205,15 @@ pub(crate) const GEMM_MIN_ROWS_FOR_PACKING: usize = 10;
 /// Whether the SIMD gemms run gemv once per row rather than register tiles
 /// over packed panels: below [`GEMM_MIN_ROWS_FOR_PACKING`] rows, and for a
 /// layer so narrow that most of the 16-wide tile would multiply the zero
-/// padding of its one panel. A row then costs about `0.29 ns × n_in` in the
-/// tile and `9 ns + 0.028 ns × n_in × n_out` in gemv (AVX2, Zen 4, fitted
-/// within 10 % to 20 shapes from 4×3 to 1 000×1 and 784×10; NEON uses the
-/// same rule): gemv wins for one output from about 35 inputs (4.5× at
-/// 1 000), for 8 outputs from about 180, and never from 10 outputs on.
+/// padding of its one panel. Timed over 20 shapes from 4×3 to 1 000×1 and
+/// 784×10 (AVX2, Zen 4), a row costs about `0.29 ns × n_in` in the tile and
+/// `9 ns + 0.028 ns × n_in × n_out` in gemv called once per row through the
+/// table. The rule rounds gemv's slope up to 0.03 to lean to the tile: gemv
+/// for one output from 35 inputs, for 8 outputs from 181, for 9 from 451,
+/// never from 10 outputs (NEON uses the same rule, unmeasured). Inside the
+/// kernel a row's gemv costs less than the fit says (64×1: 6.2 ns against
+/// 10.8), so the boundary is conservative; the measured gains (1.5–3.9×)
+/// are in `BENCHMARKS.md`.
 ///
 /// The choice depends on the batch only through `rows <
 /// GEMM_MIN_ROWS_FOR_PACKING`, so any run of at least that many rows gives
@@ -217,8 +222,9 @@ pub(crate) fn gemm_runs_rows(rows: usize, n_in: usize, n_out: usize) -> bool {
     rows < GEMM_MIN_ROWS_FOR_PACKING || gemv_beats_tiles(n_in, n_out)
 }
 
-/// The narrow-layer half of [`gemm_runs_rows`], in hundredths of a
-/// nanosecond: `n_in × (29 − 3 × n_out) > 900`.
+/// The narrow-layer half of [`gemm_runs_rows`]: gemv wins when
+/// `0.29 n_in > 9 + 0.03 n_in n_out` (ns), that is, in hundredths of a
+/// nanosecond, `n_in × (29 − 3 n_out) > 900`.
 fn gemv_beats_tiles(n_in: usize, n_out: usize) -> bool {
     n_out < 10 && n_in.saturating_mul(29 - 3 * n_out) > 900
 }

@@ -721,6 +721,9 @@ impl<'a> Model<'a> {
             return predict_pooled(&shared, rows, bounds, threads - 1, arrays, scratch);
         }
         let bounds = split_bounds(n_rows, threads, self.kernels.gemm_tile_rows);
+        debug_assert!(bounds
+            .windows(2)
+            .all(|b| b[1] - b[0] >= crate::kernels::GEMM_MIN_ROWS_FOR_PACKING));
         let lengths: Vec<usize> = bounds.windows(2).map(|b| b[1] - b[0]).collect();
         let runs: Vec<Mutex<Run<'_, '_>>> = arrays
             .split(&lengths)
@@ -834,31 +837,35 @@ pub const MIN_THREAD_WORK_NS: usize = 100_000;
 /// (`BENCHMARKS.md`, "Batches across threads").
 const POOL_CHUNKS_PER_THREAD: usize = 2;
 
-/// The fewest rows in one chunk of a pooled batch, before its bounds are cut
-/// to multiples of the tile rows ([`split_bounds`]): what is left is still
-/// at least [`crate::kernels::GEMM_MIN_ROWS_FOR_PACKING`], so that every
+/// The fewest rows in one chunk of a pooled batch, before its bounds move to
+/// multiples of the tile rows ([`split_bounds`]): what is left is still at
+/// least [`crate::kernels::GEMM_MIN_ROWS_FOR_PACKING`], so that every
 /// chunk runs the same packed gemm as the whole batch would (the same bits
 /// per row). [`MIN_ROWS_PER_THREAD`] keeps the runs of scoped threads so.
 const POOL_MIN_CHUNK_ROWS: usize = 16;
+// Each of a run's two boundaries moves at most half a tile (`split_bounds`).
 const _: () = assert!(
-    kernels::GEMM_MIN_ROWS_FOR_PACKING + kernels::MAX_GEMM_TILE_ROWS - 1 <= POOL_MIN_CHUNK_ROWS
-        && kernels::GEMM_MIN_ROWS_FOR_PACKING + kernels::MAX_GEMM_TILE_ROWS - 1
+    kernels::GEMM_MIN_ROWS_FOR_PACKING + 2 * (kernels::MAX_GEMM_TILE_ROWS / 2)
+        <= POOL_MIN_CHUNK_ROWS
+        && kernels::GEMM_MIN_ROWS_FOR_PACKING + 2 * (kernels::MAX_GEMM_TILE_ROWS / 2)
             <= MIN_ROWS_PER_THREAD
 );
 
 /// Where `parts` runs of `n_rows` rows start, and `n_rows` last: as even as
-/// can be with every boundary a multiple of `step` (the gemm's tile rows),
-/// so that only the last run ends in a partial register tile. Each run is at
-/// least `n_rows / parts − step + 1` rows long.
+/// can be with every boundary a multiple of `step` (the gemm's tile rows,
+/// taken as at most [`kernels::MAX_GEMM_TILE_ROWS`]), so that only the last
+/// run ends in a partial register tile. Each boundary moves at most
+/// `step / 2` rows from the even split, so a run is at least
+/// `⌊n_rows / parts⌋ − 2⌊step / 2⌋` rows long.
 fn split_bounds(n_rows: usize, parts: usize, step: usize) -> Vec<usize> {
     let parts = parts.max(1);
-    let step = step.max(1);
+    let step = step.clamp(1, kernels::MAX_GEMM_TILE_ROWS);
     (0..=parts)
         .map(|p| {
             if p == parts {
                 n_rows
             } else {
-                p * n_rows / parts / step * step
+                ((p * n_rows / parts + step / 2) / step * step).min(n_rows)
             }
         })
         .collect()
@@ -1034,21 +1041,21 @@ mod tests {
 
     #[test]
     fn split_bounds_cut_at_tile_rows_and_keep_runs_long() {
-        for step in [1, 4, 6] {
-            for parts in 1..=12 {
+        // Steps past the widest tile are taken as the widest tile.
+        for (step, cut) in [(1, 1), (4, 4), (5, 5), (6, 6), (20, 6)] {
+            let parts_tried = (1..=16).chain([63, 64, 2 * MAX_THREADS]);
+            for parts in parts_tried {
                 for n_rows in parts * MIN_ROWS_PER_THREAD..parts * MIN_ROWS_PER_THREAD + 200 {
                     let bounds = split_bounds(n_rows, parts, step);
                     assert_eq!(bounds.len(), parts + 1);
                     assert_eq!((bounds[0], bounds[parts]), (0, n_rows));
                     for (i, run) in bounds.windows(2).enumerate() {
-                        let len = run[1] - run[0];
-                        assert!(
-                            len + step > n_rows / parts,
-                            "{n_rows}/{parts}/{step}: {bounds:?}"
-                        );
+                        let len = run[1].checked_sub(run[0]).expect("bounds ascend");
+                        let at_least = n_rows / parts - 2 * (cut / 2);
+                        assert!(len >= at_least, "{n_rows}/{parts}/{step}: {bounds:?}");
                         assert!(len >= kernels::GEMM_MIN_ROWS_FOR_PACKING);
                         if i + 1 < parts {
-                            assert_eq!(len % step, 0, "{n_rows}/{parts}/{step}: {bounds:?}");
+                            assert_eq!(len % cut, 0, "{n_rows}/{parts}/{step}: {bounds:?}");
                         }
                     }
                 }

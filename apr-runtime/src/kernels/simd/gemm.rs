@@ -1,7 +1,9 @@
 //! `gemm`: `Y = X Wᵀ + b`, register-blocked.
 //!
-//! W is packed (once per call by [`gemm`], or once for good by the caller
-//! of [`gemm_packed`]) into panels of `NR` outputs: panel `p` holds,
+//! From 10 rows, and unless the layer is too narrow for the tile
+//! ([`gemm_runs_rows`], which then runs gemv per row), W is packed (once per
+//! call by [`gemm`], or once for good by the caller of [`gemm_packed`]) into
+//! panels of `NR` outputs: panel `p` holds,
 //! for every `k`, the `NR` values `W[NR p .. NR p + NR][k]` side by side (zero
 //! past `n_out`). A micro-kernel then keeps an `MR × NR` tile of Y in
 //! `MR × VPR` registers (`VPR = NR / LANES`), and per `k` broadcasts one X

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `mod.rs` | the [`Simd`] trait and the [`simd_table!`] macro that stamps out a table |
 //! | `reduce.rs` | `dot`, `gemv`, `sq_dists`: sums across a row |
-//! | `gemm.rs` | `gemm`: W packed into panels, register tiles |
+//! | `gemm.rs` | `gemm`: W packed into panels, register tiles (gemv per row for few rows or a narrow layer) |
 //! | `map.rs` | the activations and `softmax`, with `exp` and `tanh` |
 //!
 //! An instruction set plugs in with three things, in its own file
