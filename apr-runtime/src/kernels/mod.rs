@@ -80,7 +80,8 @@ pub struct Kernels {
     /// same `W` packs it once instead of on every call: the same answer,
     /// to the bit, provided the panels were packed from this same `w`
     /// (below 10 rows, and for a layer too narrow for the tile, `w` is
-    /// read, otherwise the panels; nothing compares them). Panics unless `panels.len() == packed_len(n_in, n_out)`.
+    /// read, otherwise the panels; nothing compares them). Panics unless
+    /// `panels.len() == packed_len(n_in, n_out)`.
     pub gemm_packed: GemmPackedFn,
     /// The rows of [`Kernels::gemm`]'s register tile: a batch cut into runs
     /// of a multiple of this many rows keeps every run's tiles full (a

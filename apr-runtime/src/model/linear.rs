@@ -17,11 +17,11 @@ pub(super) struct Dense<'a> {
     pub(super) n_in: usize,
     pub(super) n_out: usize,
     /// `W` packed into the SIMD gemm's panels, made by the first batch large
-    /// enough to pack, and never for a layer the gemm runs row by row
-    /// ([`gemm_runs_rows`]) (never at load: no cold-start cost, and no second copy
-    /// of `W` for a function that only answers single rows). Every later
-    /// batch, and every thread of a split batch, reads it instead of packing
-    /// `W` again.
+    /// enough to pack, never for a layer the gemm runs row by row
+    /// ([`gemm_runs_rows`]), and never at load: no cold-start cost, and no
+    /// second copy of `W` for a function that only answers single rows.
+    /// Every later batch, and every thread of a split batch, reads it
+    /// instead of packing `W` again.
     panels: OnceLock<AlignedF32>,
 }
 

@@ -715,15 +715,9 @@ impl<'a> Model<'a> {
                 .min(n_rows / POOL_MIN_CHUNK_ROWS)
                 .max(1);
             let bounds = split_bounds(n_rows, chunks, self.kernels.gemm_tile_rows);
-            debug_assert!(bounds
-                .windows(2)
-                .all(|b| b[1] - b[0] >= crate::kernels::GEMM_MIN_ROWS_FOR_PACKING));
             return predict_pooled(&shared, rows, bounds, threads - 1, arrays, scratch);
         }
         let bounds = split_bounds(n_rows, threads, self.kernels.gemm_tile_rows);
-        debug_assert!(bounds
-            .windows(2)
-            .all(|b| b[1] - b[0] >= crate::kernels::GEMM_MIN_ROWS_FOR_PACKING));
         let lengths: Vec<usize> = bounds.windows(2).map(|b| b[1] - b[0]).collect();
         let runs: Vec<Mutex<Run<'_, '_>>> = arrays
             .split(&lengths)
@@ -843,24 +837,26 @@ const POOL_CHUNKS_PER_THREAD: usize = 2;
 /// chunk runs the same packed gemm as the whole batch would (the same bits
 /// per row). [`MIN_ROWS_PER_THREAD`] keeps the runs of scoped threads so.
 const POOL_MIN_CHUNK_ROWS: usize = 16;
-// Each of a run's two boundaries moves at most half a tile (`split_bounds`).
-const _: () = assert!(
-    kernels::GEMM_MIN_ROWS_FOR_PACKING + 2 * (kernels::MAX_GEMM_TILE_ROWS / 2)
-        <= POOL_MIN_CHUNK_ROWS
-        && kernels::GEMM_MIN_ROWS_FOR_PACKING + 2 * (kernels::MAX_GEMM_TILE_ROWS / 2)
-            <= MIN_ROWS_PER_THREAD
-);
+/// The fewest rows an even share may have for [`split_bounds`] to keep every
+/// run at [`crate::kernels::GEMM_MIN_ROWS_FOR_PACKING`] or more: each of a
+/// run's two boundaries moves at most half a tile.
+const MIN_SHARE_TO_SPLIT: usize =
+    kernels::GEMM_MIN_ROWS_FOR_PACKING + 2 * (kernels::MAX_GEMM_TILE_ROWS / 2);
+const _: () =
+    assert!(MIN_SHARE_TO_SPLIT <= POOL_MIN_CHUNK_ROWS && MIN_SHARE_TO_SPLIT <= MIN_ROWS_PER_THREAD);
 
 /// Where `parts` runs of `n_rows` rows start, and `n_rows` last: as even as
 /// can be with every boundary a multiple of `step` (the gemm's tile rows,
 /// taken as at most [`kernels::MAX_GEMM_TILE_ROWS`]), so that only the last
 /// run ends in a partial register tile. Each boundary moves at most
 /// `step / 2` rows from the even split, so a run is at least
-/// `⌊n_rows / parts⌋ − 2⌊step / 2⌋` rows long.
+/// `⌊n_rows / parts⌋ − 2⌊step / 2⌋` rows long: at least
+/// [`crate::kernels::GEMM_MIN_ROWS_FOR_PACKING`] when the even share is
+/// [`MIN_SHARE_TO_SPLIT`] or more, as both callers ensure.
 fn split_bounds(n_rows: usize, parts: usize, step: usize) -> Vec<usize> {
     let parts = parts.max(1);
     let step = step.clamp(1, kernels::MAX_GEMM_TILE_ROWS);
-    (0..=parts)
+    let bounds: Vec<usize> = (0..=parts)
         .map(|p| {
             if p == parts {
                 n_rows
@@ -868,7 +864,14 @@ fn split_bounds(n_rows: usize, parts: usize, step: usize) -> Vec<usize> {
                 ((p * n_rows / parts + step / 2) / step * step).min(n_rows)
             }
         })
-        .collect()
+        .collect();
+    debug_assert!(
+        n_rows / parts < MIN_SHARE_TO_SPLIT
+            || bounds
+                .windows(2)
+                .all(|b| b[1] - b[0] >= kernels::GEMM_MIN_ROWS_FOR_PACKING)
+    );
+    bounds
 }
 
 /// [`Model::predict_split`] on the worker pool ([`pool`]): each chunk
