@@ -158,9 +158,10 @@ fn forest(n_trees: usize, n_features: usize) -> TestResult<Vec<u8>> {
 
 /// Every family, in shapes that reach every kernel path: gemm tiles with
 /// row and column remainders, element-wise activations, row softmax, binary
-/// and multinomial logistic, distances, tree walks.
+/// (also too narrow for the tile) and multinomial logistic, distances, tree
+/// walks, and (with the `onnx` feature) the tree ensembles.
 fn models() -> TestResult<Vec<(&'static str, Vec<u8>)>> {
-    Ok(vec![
+    let mut models = vec![
         (
             "mlp 64->256->256->10 softmax",
             mlp(&[64, 256, 256, 10], &["ReLU"], Some("Softmax"))?,
@@ -178,6 +179,8 @@ fn models() -> TestResult<Vec<(&'static str, Vec<u8>)>> {
             affine("LinearRegression", 9, 3)?,
         ),
         ("binary logistic 7", affine("LogisticRegression", 7, 1)?),
+        // Too narrow for the gemm's tile: gemv per row at any batch size.
+        ("binary logistic 200", affine("LogisticRegression", 200, 1)?),
         (
             "multinomial logistic 11 -> 4",
             affine("LogisticRegression", 11, 4)?,
@@ -185,7 +188,31 @@ fn models() -> TestResult<Vec<(&'static str, Vec<u8>)>> {
         ("k-means 5 x 6", kmeans(5, 6)?),
         ("decision tree", tree(6)?),
         ("random forest of 9", forest(9, 6)?),
-    ])
+    ];
+    models.extend(tree_ensembles()?);
+    Ok(models)
+}
+
+/// Tree ensembles converted from the exporters' ONNX fixtures.
+#[cfg(feature = "onnx")]
+fn tree_ensembles() -> TestResult<Vec<(&'static str, Vec<u8>)>> {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/onnx");
+    [
+        ("tree ensemble (XGBoost, 3 classes)", "xgb_multi.onnx"),
+        ("tree ensemble (LightGBM regressor)", "lgbm_reg.onnx"),
+    ]
+    .into_iter()
+    .map(|(name, file)| {
+        let onnx = std::fs::read(fixtures.join(file))?;
+        Ok((name, apr_runtime::onnx::convert(&onnx)?.bytes))
+    })
+    .collect()
+}
+
+/// Without the `onnx` feature there is no converter to make them.
+#[cfg(not(feature = "onnx"))]
+fn tree_ensembles() -> TestResult<Vec<(&'static str, Vec<u8>)>> {
+    Ok(Vec::new())
 }
 
 /// One row's class, outputs and probabilities, as bits.
